@@ -1,0 +1,318 @@
+//! Makes a plan's changes in a safe order, so no target ever sees an image it cannot use:
+//! key grants, then snapshot permissions, then launch permissions; removals in the
+//! reverse order, key revocations last.
+//!
+//! Each step is independent where it can be. A failed step is recorded and the steps
+//! that depend on it (a launch permission whose key grant failed) are skipped; the rest
+//! go on, and the next run picks up what is left.
+
+use std::collections::BTreeSet;
+
+use futures::future::join_all;
+use tracing::{info, warn};
+
+use crate::aws::{AwsError, Cloud};
+use crate::plan::{Change, KeyPolicyChange, LaunchChange, Plan, VolumeChange};
+use crate::policy::{self, Members, Policy, PolicyError};
+
+/// What happened to each step of an apply.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub done: Vec<String>,
+    pub failed: Vec<(String, StepError)>,
+    pub skipped: Vec<(String, String)>,
+}
+
+impl ApplyReport {
+    pub fn succeeded(&self) -> bool {
+        self.failed.is_empty() && self.skipped.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("the key policy read back before writing cannot be parsed")]
+    Policy(#[from] PolicyError),
+}
+
+#[derive(Default)]
+struct Failures {
+    /// Keys whose grant step failed: additions that rely on them are skipped.
+    grants: BTreeSet<String>,
+    /// Images whose snapshot additions failed: their launch additions are skipped.
+    images: BTreeSet<String>,
+    /// Keys with an image whose removals failed: their revocations are skipped.
+    revocations: BTreeSet<String>,
+}
+
+/// Applies `plan` and reports every step.
+pub async fn apply(cloud: &dyn Cloud, plan: &Plan) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    let mut failures = Failures::default();
+    let keys: Vec<&KeyPolicyChange> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::KeyPolicy(k) => Some(k),
+            _ => None,
+        })
+        .collect();
+    let volumes: Vec<&VolumeChange> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::VolumePermissions(v) => Some(v),
+            _ => None,
+        })
+        .collect();
+    let launches: Vec<&LaunchChange> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::LaunchPermissions(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+
+    let grants = join_all(keys.iter().map(|k| write_key(cloud, k, Phase::Grant))).await;
+    for (change, result) in keys.iter().zip(grants) {
+        let step = format!("grant on key policy of `{}`", change.key_name);
+        if record(
+            &mut report,
+            step,
+            result.map(|written| written.then_some(())),
+        ) {
+            failures.grants.insert(change.key_name.clone());
+        }
+    }
+
+    let additions: Vec<&&VolumeChange> = volumes.iter().filter(|v| !v.add.is_empty()).collect();
+    let results = join_all(
+        additions
+            .iter()
+            .map(|v| volume_step(cloud, v, &failures, true)),
+    )
+    .await;
+    for (change, result) in additions.iter().zip(results) {
+        if let Some(result) = result {
+            let step = format!(
+                "add create volume permission on {} of {}",
+                change.snapshot_id, change.image_id
+            );
+            if record(&mut report, step, result.map(Some)) {
+                failures.images.insert(change.image_id.clone());
+            }
+        } else {
+            report.skipped.push((
+                format!("create volume permission on {}", change.snapshot_id),
+                format!(
+                    "the grant on key `{}` failed",
+                    change.key_name.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+    }
+
+    let results = join_all(launches.iter().map(|l| launch_step(cloud, l, &failures))).await;
+    for (change, (result, skipped)) in launches.iter().zip(results) {
+        if let Some(reason) = skipped {
+            report.skipped.push((
+                format!("add launch permissions on {}", change.image_id),
+                reason,
+            ));
+        }
+        if let Some(result) = result {
+            let step = format!("launch permissions on {}", change.image_id);
+            if record(&mut report, step, result.map(Some)) && !change.remove.is_empty() {
+                failures.revocations.extend(change.key_name.clone());
+            }
+        }
+    }
+
+    let removals: Vec<&&VolumeChange> = volumes.iter().filter(|v| !v.remove.is_empty()).collect();
+    let results = join_all(
+        removals
+            .iter()
+            .map(|v| volume_step(cloud, v, &failures, false)),
+    )
+    .await;
+    for (change, result) in removals.iter().zip(results) {
+        let step = format!(
+            "remove create volume permission on {} of {}",
+            change.snapshot_id, change.image_id
+        );
+        if record(&mut report, step, result.unwrap_or(Ok(())).map(Some)) {
+            failures.revocations.extend(change.key_name.clone());
+        }
+    }
+
+    let revocable: Vec<&&KeyPolicyChange> = keys
+        .iter()
+        .filter(|k| !failures.revocations.contains(&k.key_name))
+        .collect();
+    for change in keys
+        .iter()
+        .filter(|k| failures.revocations.contains(&k.key_name))
+    {
+        report.skipped.push((
+            format!("revoke on key policy of `{}`", change.key_name),
+            "removing an image's permissions failed, so its targets keep the key grant".to_owned(),
+        ));
+    }
+    let revokes = join_all(revocable.iter().map(|k| write_key(cloud, k, Phase::Revoke))).await;
+    for (change, result) in revocable.iter().zip(revokes) {
+        let step = format!("revoke on key policy of `{}`", change.key_name);
+        record(
+            &mut report,
+            step,
+            result.map(|written| written.then_some(())),
+        );
+    }
+    report
+}
+
+/// Records a step's outcome; `Ok(None)` means nothing had to be done. Returns whether it failed.
+fn record<E: Into<StepError>>(
+    report: &mut ApplyReport,
+    step: String,
+    result: Result<Option<()>, E>,
+) -> bool {
+    match result {
+        Ok(Some(())) => {
+            info!(step = %step, "applied");
+            report.done.push(step);
+            false
+        }
+        Ok(None) => false,
+        Err(err) => {
+            let err = err.into();
+            warn!(step = %step, error = %err, "step failed");
+            report.failed.push((step, err));
+            true
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Adds the change's new members, keeping every current one.
+    Grant,
+    /// Leaves exactly the change's target members.
+    Revoke,
+}
+
+/// Re-reads the key policy, merges the managed statements into it and writes it when
+/// that changes its meaning. Statements anyone added since the plan are kept.
+async fn write_key(
+    cloud: &dyn Cloud,
+    change: &KeyPolicyChange,
+    phase: Phase,
+) -> Result<bool, StepError> {
+    let text = cloud.get_key_policy(&change.scope, &change.key_id).await?;
+    let current = Policy::parse(&text)?;
+    let (target, drop) = match phase {
+        Phase::Grant => (
+            granted(&current.managed_members(), &change.target),
+            BTreeSet::new(),
+        ),
+        Phase::Revoke => (change.target.clone(), change.drop.clone()),
+    };
+    let next = current.with_managed(&target, &drop);
+    if next.same_meaning(&current) {
+        return Ok(false);
+    }
+    cloud
+        .put_key_policy(&change.scope, &change.key_id, &next.to_pretty())
+        .await?;
+    Ok(true)
+}
+
+/// The target members plus every current one that is not an orphaned unique id.
+fn granted(current: &Members, target: &Members) -> Members {
+    let mut union = target.clone();
+    for (sid, members) in current {
+        if let Some(wanted) = union.get_mut(sid) {
+            let orphans = policy::orphaned(members);
+            wanted.extend(members.iter().filter(|m| !orphans.contains(*m)).cloned());
+        }
+    }
+    union
+}
+
+/// Runs the additions (`adding`) or the removals of a snapshot change. A change with
+/// both takes two calls, so removals come after the launch permissions are gone.
+/// Returns `None` when the step is skipped.
+async fn volume_step(
+    cloud: &dyn Cloud,
+    change: &VolumeChange,
+    failures: &Failures,
+    adding: bool,
+) -> Option<Result<(), AwsError>> {
+    if adding {
+        if change
+            .key_name
+            .as_ref()
+            .is_some_and(|k| failures.grants.contains(k))
+        {
+            return None;
+        }
+        return Some(
+            cloud
+                .modify_create_volume_permissions(
+                    &change.scope,
+                    &change.snapshot_id,
+                    &change.add,
+                    &[],
+                )
+                .await,
+        );
+    }
+    Some(
+        cloud
+            .modify_create_volume_permissions(
+                &change.scope,
+                &change.snapshot_id,
+                &[],
+                &change.remove,
+            )
+            .await,
+    )
+}
+
+/// Adds and removes an image's launch permissions in one call; additions are skipped
+/// when a step they depend on failed. Returns the call's result and why additions were skipped.
+async fn launch_step(
+    cloud: &dyn Cloud,
+    change: &LaunchChange,
+    failures: &Failures,
+) -> (Option<Result<(), AwsError>>, Option<String>) {
+    let skip_reason = if change
+        .key_name
+        .as_ref()
+        .is_some_and(|k| failures.grants.contains(k))
+    {
+        Some(format!(
+            "the grant on key `{}` failed",
+            change.key_name.as_deref().unwrap_or_default()
+        ))
+    } else if failures.images.contains(&change.image_id) {
+        Some("adding its create volume permissions failed".to_owned())
+    } else {
+        None
+    };
+    let add: &[_] = if skip_reason.is_some() || change.add.is_empty() {
+        &[]
+    } else {
+        &change.add
+    };
+    let skipped = skip_reason.filter(|_| !change.add.is_empty());
+    if add.is_empty() && change.remove.is_empty() {
+        return (None, skipped);
+    }
+    let result = cloud
+        .modify_launch_permissions(&change.scope, &change.image_id, add, &change.remove)
+        .await;
+    (Some(result), skipped)
+}

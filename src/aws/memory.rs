@@ -1,0 +1,379 @@
+//! [`Cloud`] in memory: a small model of EC2 and KMS for unit tests, which also counts
+//! calls and injects faults. It enforces nothing that amishare does not rely on.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{AwsError, AwsResult, Cloud};
+use crate::model::{Image, KeyManager, KeyMetadata, LaunchEntry, Scope, Snapshot};
+
+#[derive(Clone, Debug)]
+struct StoredKey {
+    metadata: KeyMetadata,
+    aliases: Vec<String>,
+    policy: String,
+}
+
+#[derive(Default)]
+struct World {
+    images: BTreeMap<(Scope, String), (Image, BTreeSet<LaunchEntry>)>,
+    snapshots: BTreeMap<(Scope, String), (Snapshot, BTreeSet<String>)>,
+    keys: BTreeMap<Scope, Vec<StoredKey>>,
+}
+
+/// A fault to inject: the next call of `operation` (counted from when it is armed) fails
+/// with `code`.
+#[derive(Clone, Debug)]
+struct Fault {
+    operation: &'static str,
+    code: String,
+}
+
+/// An in-memory EC2 and KMS.
+#[derive(Default)]
+pub struct MemoryCloud {
+    world: Mutex<World>,
+    calls: Mutex<Vec<&'static str>>,
+    faults: Mutex<VecDeque<Fault>>,
+}
+
+/// Operations that change state.
+pub const MUTATING: [&str; 3] = [
+    "ModifyImageAttribute",
+    "ModifySnapshotAttribute",
+    "PutKeyPolicy",
+];
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic in another test thread must not hide this test's own result.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl MemoryCloud {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a key and returns its ARN.
+    pub fn add_key(
+        &self,
+        scope: &Scope,
+        key_id: &str,
+        alias: Option<&str>,
+        manager: KeyManager,
+        policy: &str,
+    ) -> String {
+        let arn = format!(
+            "arn:aws:kms:{}:{}:key/{key_id}",
+            scope.region, scope.account
+        );
+        let metadata = KeyMetadata {
+            arn: arn.clone(),
+            key_id: key_id.to_owned(),
+            manager,
+            state: "Enabled".to_owned(),
+        };
+        let key = StoredKey {
+            metadata,
+            aliases: alias.into_iter().map(str::to_owned).collect(),
+            policy: policy.to_owned(),
+        };
+        lock(&self.world)
+            .keys
+            .entry(scope.clone())
+            .or_default()
+            .push(key);
+        arn
+    }
+
+    pub fn set_key_state(&self, scope: &Scope, key_id: &str, state: &str) {
+        let mut world = lock(&self.world);
+        if let Some(key) = find_key_mut(&mut world, scope, key_id) {
+            key.metadata.state = state.to_owned();
+        }
+    }
+
+    /// Adds an available image with one snapshot per entry of `snapshots`.
+    pub fn add_image(&self, scope: &Scope, image_id: &str, snapshots: &[Snapshot]) {
+        let image = Image {
+            id: image_id.to_owned(),
+            name: Some(format!("image {image_id}")),
+            state: "available".to_owned(),
+            owner: scope.account.clone(),
+            snapshot_ids: snapshots.iter().map(|s| s.id.clone()).collect(),
+        };
+        let mut world = lock(&self.world);
+        world.images.insert(
+            (scope.clone(), image_id.to_owned()),
+            (image, BTreeSet::new()),
+        );
+        for snapshot in snapshots {
+            world.snapshots.insert(
+                (scope.clone(), snapshot.id.clone()),
+                (snapshot.clone(), BTreeSet::new()),
+            );
+        }
+    }
+
+    pub fn set_launch_permissions(&self, scope: &Scope, image_id: &str, entries: &[LaunchEntry]) {
+        if let Some((_, launch)) = lock(&self.world)
+            .images
+            .get_mut(&(scope.clone(), image_id.to_owned()))
+        {
+            *launch = entries.iter().cloned().collect();
+        }
+    }
+
+    pub fn set_volume_permissions(&self, scope: &Scope, snapshot_id: &str, accounts: &[&str]) {
+        if let Some((_, users)) = lock(&self.world)
+            .snapshots
+            .get_mut(&(scope.clone(), snapshot_id.to_owned()))
+        {
+            *users = accounts.iter().map(|a| a.to_string()).collect();
+        }
+    }
+
+    pub fn launch_set(&self, scope: &Scope, image_id: &str) -> BTreeSet<LaunchEntry> {
+        let world = lock(&self.world);
+        world
+            .images
+            .get(&(scope.clone(), image_id.to_owned()))
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn volume_set(&self, scope: &Scope, snapshot_id: &str) -> BTreeSet<String> {
+        let world = lock(&self.world);
+        world
+            .snapshots
+            .get(&(scope.clone(), snapshot_id.to_owned()))
+            .map(|(_, u)| u.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn policy(&self, scope: &Scope, key: &str) -> Option<String> {
+        let mut world = lock(&self.world);
+        find_key_mut(&mut world, scope, key).map(|k| k.policy.clone())
+    }
+
+    pub fn set_policy(&self, scope: &Scope, key: &str, policy: &str) {
+        let mut world = lock(&self.world);
+        if let Some(k) = find_key_mut(&mut world, scope, key) {
+            k.policy = policy.to_owned();
+        }
+    }
+
+    /// Names of the operations called so far, in order.
+    pub fn calls(&self) -> Vec<&'static str> {
+        lock(&self.calls).clone()
+    }
+
+    pub fn mutating_calls(&self) -> usize {
+        self.calls().iter().filter(|c| MUTATING.contains(c)).count()
+    }
+
+    pub fn clear_calls(&self) {
+        lock(&self.calls).clear();
+    }
+
+    /// Makes the next call of `operation` fail with the AWS error `code`.
+    pub fn fail_next(&self, operation: &'static str, code: &str) {
+        lock(&self.faults).push_back(Fault {
+            operation,
+            code: code.to_owned(),
+        });
+    }
+
+    fn enter(&self, operation: &'static str, scope: &Scope) -> AwsResult<()> {
+        lock(&self.calls).push(operation);
+        let mut faults = lock(&self.faults);
+        if let Some(i) = faults.iter().position(|f| f.operation == operation) {
+            let fault = faults.remove(i).unwrap_or_else(|| unreachable!());
+            return Err(AwsError {
+                operation,
+                scope: scope.clone(),
+                code: Some(fault.code.clone()),
+                message: format!("injected {}", fault.code),
+                request_id: Some(format!("memory-{}", lock(&self.calls).len())),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn find_key_mut<'a>(world: &'a mut World, scope: &Scope, key: &str) -> Option<&'a mut StoredKey> {
+    world.keys.get_mut(scope)?.iter_mut().find(|k| {
+        k.metadata.key_id == key || k.metadata.arn == key || k.aliases.iter().any(|a| a == key)
+    })
+}
+
+fn not_found(operation: &'static str, scope: &Scope, code: &str, what: &str) -> AwsError {
+    AwsError {
+        operation,
+        scope: scope.clone(),
+        code: Some(code.to_owned()),
+        message: format!("{what} does not exist"),
+        request_id: None,
+    }
+}
+
+#[async_trait]
+impl Cloud for MemoryCloud {
+    async fn describe_images(&self, scope: &Scope, ids: &[String]) -> AwsResult<Vec<Image>> {
+        self.enter("DescribeImages", scope)?;
+        let world = lock(&self.world);
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                world
+                    .images
+                    .get(&(scope.clone(), id.clone()))
+                    .map(|(i, _)| i.clone())
+            })
+            .collect())
+    }
+
+    async fn describe_snapshots(&self, scope: &Scope, ids: &[String]) -> AwsResult<Vec<Snapshot>> {
+        self.enter("DescribeSnapshots", scope)?;
+        let world = lock(&self.world);
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                world
+                    .snapshots
+                    .get(&(scope.clone(), id.clone()))
+                    .map(|(s, _)| s.clone())
+            })
+            .collect())
+    }
+
+    async fn launch_permissions(
+        &self,
+        scope: &Scope,
+        image_id: &str,
+    ) -> AwsResult<Vec<LaunchEntry>> {
+        const OP: &str = "DescribeImageAttribute";
+        self.enter(OP, scope)?;
+        let world = lock(&self.world);
+        let (_, launch) = world
+            .images
+            .get(&(scope.clone(), image_id.to_owned()))
+            .ok_or_else(|| not_found(OP, scope, "InvalidAMIID.NotFound", image_id))?;
+        Ok(launch.iter().cloned().collect())
+    }
+
+    async fn create_volume_permissions(
+        &self,
+        scope: &Scope,
+        snapshot_id: &str,
+    ) -> AwsResult<Vec<String>> {
+        const OP: &str = "DescribeSnapshotAttribute";
+        self.enter(OP, scope)?;
+        let world = lock(&self.world);
+        let (_, users) = world
+            .snapshots
+            .get(&(scope.clone(), snapshot_id.to_owned()))
+            .ok_or_else(|| not_found(OP, scope, "InvalidSnapshot.NotFound", snapshot_id))?;
+        Ok(users.iter().cloned().collect())
+    }
+
+    async fn describe_key(&self, scope: &Scope, key: &str) -> AwsResult<KeyMetadata> {
+        const OP: &str = "DescribeKey";
+        self.enter(OP, scope)?;
+        // A key ARN names its own account and region, wherever the call is made from.
+        let target = match key
+            .strip_prefix("arn:aws:kms:")
+            .and_then(|rest| rest.split_once(':'))
+        {
+            Some((region, rest)) => Scope::new(rest.split(':').next().unwrap_or_default(), region),
+            None => scope.clone(),
+        };
+        let mut world = lock(&self.world);
+        let found = find_key_mut(&mut world, &target, key)
+            .ok_or_else(|| not_found(OP, scope, "NotFoundException", key))?;
+        Ok(found.metadata.clone())
+    }
+
+    async fn get_key_policy(&self, scope: &Scope, key_id: &str) -> AwsResult<String> {
+        const OP: &str = "GetKeyPolicy";
+        self.enter(OP, scope)?;
+        let mut world = lock(&self.world);
+        let key = find_key_mut(&mut world, scope, key_id)
+            .ok_or_else(|| not_found(OP, scope, "NotFoundException", key_id))?;
+        Ok(key.policy.clone())
+    }
+
+    async fn modify_launch_permissions(
+        &self,
+        scope: &Scope,
+        image_id: &str,
+        add: &[LaunchEntry],
+        remove: &[LaunchEntry],
+    ) -> AwsResult<()> {
+        const OP: &str = "ModifyImageAttribute";
+        self.enter(OP, scope)?;
+        let mut world = lock(&self.world);
+        let (_, launch) = world
+            .images
+            .get_mut(&(scope.clone(), image_id.to_owned()))
+            .ok_or_else(|| not_found(OP, scope, "InvalidAMIID.NotFound", image_id))?;
+        launch.extend(add.iter().cloned());
+        for entry in remove {
+            launch.remove(entry);
+        }
+        Ok(())
+    }
+
+    async fn modify_create_volume_permissions(
+        &self,
+        scope: &Scope,
+        snapshot_id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> AwsResult<()> {
+        const OP: &str = "ModifySnapshotAttribute";
+        self.enter(OP, scope)?;
+        let mut world = lock(&self.world);
+        let (_, users) = world
+            .snapshots
+            .get_mut(&(scope.clone(), snapshot_id.to_owned()))
+            .ok_or_else(|| not_found(OP, scope, "InvalidSnapshot.NotFound", snapshot_id))?;
+        users.extend(add.iter().cloned());
+        for account in remove {
+            users.remove(account);
+        }
+        Ok(())
+    }
+
+    async fn put_key_policy(&self, scope: &Scope, key_id: &str, policy: &str) -> AwsResult<()> {
+        const OP: &str = "PutKeyPolicy";
+        self.enter(OP, scope)?;
+        if serde_json::from_str::<serde_json::Value>(policy).is_err() {
+            return Err(AwsError {
+                operation: OP,
+                scope: scope.clone(),
+                code: Some("MalformedPolicyDocumentException".into()),
+                message: "policy is not valid JSON".into(),
+                request_id: None,
+            });
+        }
+        let mut world = lock(&self.world);
+        let key = find_key_mut(&mut world, scope, key_id)
+            .ok_or_else(|| not_found(OP, scope, "NotFoundException", key_id))?;
+        if key.metadata.manager == KeyManager::Aws {
+            return Err(AwsError {
+                operation: OP,
+                scope: scope.clone(),
+                code: Some("AccessDeniedException".into()),
+                message: "the policy of an AWS managed key cannot be changed".into(),
+                request_id: None,
+            });
+        }
+        key.policy = policy.to_owned();
+        Ok(())
+    }
+}

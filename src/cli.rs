@@ -1,0 +1,260 @@
+//! The command line: parses arguments, runs one command and maps its outcome to an exit
+//! code. This is the output layer: data goes to stdout, logs and errors to stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::error::Error;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::aws::sdk::SdkCloud;
+use crate::plan::Plan;
+use crate::spec::{Diagnostics, Spec};
+use crate::{apply, observe, plan, render, spec};
+
+/// Exit code when the command succeeded and nothing would change.
+pub const EXIT_OK: u8 = 0;
+/// Exit code for any error, blocked changes included.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code of `plan --detailed-exitcode` when changes are pending.
+pub const EXIT_CHANGES: u8 = 2;
+
+/// Share KMS-encrypted AMIs across AWS accounts, declaratively.
+#[derive(Debug, Parser)]
+#[command(name = "amishare", version, about)]
+struct Cli {
+    /// Log more to stderr: -v for decisions, -vv for AWS calls. RUST_LOG overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check spec files offline, without credentials.
+    Validate {
+        /// Spec files, or directories of `*.yaml` files.
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+    },
+    /// Show the changes that would make the live state match the spec.
+    Plan {
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+        /// Exit with 2 when changes are pending, 0 when there are none.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Succeed even when some declared changes are blocked.
+        #[arg(long)]
+        allow_blocked: bool,
+    },
+    /// Make the changes in the plan, then check that the live state matches the spec.
+    Apply {
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+        /// Apply the changes that are not blocked even when others are.
+        #[arg(long)]
+        allow_blocked: bool,
+    },
+    /// Print the JSON Schema of the spec format.
+    Schema,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return report(&CliError::new("cannot start the async runtime", err)),
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => report(&err),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "amishare=debug,warn",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// An error for the user: what failed, why (the source chain) and how to fix it.
+#[derive(Debug)]
+struct CliError {
+    message: String,
+    source: Option<Box<dyn Error + Send + Sync>>,
+    hint: Option<String>,
+}
+
+impl CliError {
+    fn new(message: impl Into<String>, source: impl Error + Send + Sync + 'static) -> Self {
+        CliError {
+            message: message.into(),
+            source: Some(Box::new(source)),
+            hint: None,
+        }
+    }
+
+    fn plain(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            source: None,
+            hint: None,
+        }
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+fn report(err: &CliError) -> ExitCode {
+    let mut stderr = anstream::stderr();
+    let _ = writeln!(stderr, "error: {}", err.message);
+    let mut source: Option<&(dyn Error + 'static)> =
+        err.source.as_deref().map(|e| e as &(dyn Error + 'static));
+    while let Some(cause) = source {
+        let _ = writeln!(stderr, "  caused by: {cause}");
+        source = cause.source();
+    }
+    if let Some(hint) = &err.hint {
+        let _ = writeln!(stderr, "  hint: {hint}");
+    }
+    ExitCode::from(EXIT_ERROR)
+}
+
+async fn run(command: Command) -> Result<u8, CliError> {
+    match command {
+        Command::Validate { specs } => {
+            let spec = load(&specs)?;
+            println!(
+                "{} valid: {} account(s), {} key(s), {} image group(s)",
+                specs.len(),
+                spec.accounts.len(),
+                spec.keys.len(),
+                spec.images.len()
+            );
+            Ok(EXIT_OK)
+        }
+        Command::Schema => {
+            print!("{}", spec::json_schema());
+            Ok(EXIT_OK)
+        }
+        Command::Plan {
+            specs,
+            detailed_exitcode,
+            allow_blocked,
+        } => {
+            let spec = load(&specs)?;
+            let cloud = connect(&spec).await?;
+            let plan = make_plan(&cloud, &spec).await?;
+            write_stdout(&render::render_text(&plan, &spec));
+            check_blocked(&plan, allow_blocked)?;
+            Ok(if detailed_exitcode && !plan.is_empty() {
+                EXIT_CHANGES
+            } else {
+                EXIT_OK
+            })
+        }
+        Command::Apply {
+            specs,
+            allow_blocked,
+        } => {
+            let spec = load(&specs)?;
+            let cloud = connect(&spec).await?;
+            let plan = make_plan(&cloud, &spec).await?;
+            write_stdout(&render::render_text(&plan, &spec));
+            check_blocked(&plan, allow_blocked)?;
+            if plan.is_empty() {
+                return Ok(EXIT_OK);
+            }
+            let report = apply::apply(&cloud, &plan).await;
+            print_report(&report);
+            let after = make_plan(&cloud, &spec).await?;
+            if after.is_empty() && report.succeeded() {
+                println!("Converged: the live state matches the spec.");
+                Ok(EXIT_OK)
+            } else {
+                println!("Not converged: {}", render::summary(&after));
+                Err(CliError::plain(format!("apply finished with {} failed and {} skipped step(s)", report.failed.len(), report.skipped.len()))
+                    .hint("fix the cause shown above and run apply again; completed steps are not repeated"))
+            }
+        }
+    }
+}
+
+fn write_stdout(text: &str) {
+    let mut stdout = anstream::stdout();
+    let _ = stdout.write_all(text.as_bytes());
+}
+
+fn load(paths: &[PathBuf]) -> Result<Spec, CliError> {
+    spec::load(paths).map_err(|Diagnostics(problems)| {
+        let mut stderr = anstream::stderr();
+        for problem in &problems {
+            let _ = writeln!(stderr, "error: {problem}");
+        }
+        let count = problems.len();
+        CliError::plain(format!(
+            "{count} problem{} in the spec; nothing was read or changed in AWS",
+            if count == 1 { "" } else { "s" }
+        ))
+    })
+}
+
+async fn connect(spec: &Spec) -> Result<SdkCloud, CliError> {
+    SdkCloud::connect(spec).await.map_err(|err| {
+        CliError::new("cannot connect to AWS", err).hint(
+            "check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and each account's `role_arn`",
+        )
+    })
+}
+
+async fn make_plan(cloud: &SdkCloud, spec: &Spec) -> Result<Plan, CliError> {
+    let observed = observe::observe(cloud, spec)
+        .await
+        .map_err(|err| CliError::new("cannot read the live state", err))?;
+    Ok(plan::plan(spec, &observed))
+}
+
+fn check_blocked(plan: &Plan, allow_blocked: bool) -> Result<(), CliError> {
+    let blocked = plan.blocked().count();
+    if blocked == 0 || allow_blocked {
+        return Ok(());
+    }
+    Err(CliError::plain(format!(
+        "{blocked} declared change{} blocked; nothing was changed",
+        if blocked == 1 { " is" } else { "s are" }
+    ))
+    .hint("fix what each blocked finding names, or pass --allow-blocked to go on with the rest"))
+}
+
+fn print_report(report: &apply::ApplyReport) {
+    for step in &report.done {
+        println!("done: {step}");
+    }
+    for (step, err) in &report.failed {
+        println!("failed: {step}: {err}");
+    }
+    for (step, reason) in &report.skipped {
+        println!("skipped: {step}: {reason}");
+    }
+}

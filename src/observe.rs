@@ -1,0 +1,282 @@
+//! Reads the live state the spec refers to: images, their snapshots and permissions, and
+//! key metadata and policies.
+//!
+//! Calls are one per account and region (DescribeImages, DescribeSnapshots, paginated),
+//! one per image (DescribeImageAttribute), one per snapshot where copy rights matter
+//! (DescribeSnapshotAttribute) and two per key (DescribeKey, GetKeyPolicy): never one
+//! per image and target pair. Independent calls run concurrently under one bound.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::future::{join_all, try_join_all};
+use tokio::sync::Semaphore;
+use tracing::debug;
+
+use crate::aws::{AwsError, Cloud};
+use crate::model::{Image, KeyMetadata, LaunchEntry, Scope, Snapshot};
+use crate::spec::{Key, Spec};
+
+/// Calls in flight at once, across all accounts and regions. Each account and region
+/// gets at most this many, well inside EC2's burst of 100 for the describe calls.
+pub const MAX_CALLS_IN_FLIGHT: usize = 16;
+
+/// Live state of everything the spec declares.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    pub images: BTreeMap<(Scope, String), ObservedImage>,
+    /// Declared keys by logical name.
+    pub keys: BTreeMap<String, ObservedKey>,
+    /// Metadata of keys found on snapshots that are not declared keys, by ARN.
+    pub snapshot_keys: BTreeMap<String, Result<KeyMetadata, AwsError>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ObservedImage {
+    pub image: Image,
+    pub launch: BTreeSet<LaunchEntry>,
+    pub snapshots: Vec<ObservedSnapshot>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ObservedSnapshot {
+    pub snapshot: Snapshot,
+    /// createVolumePermission accounts; `None` when it was not read because nothing in
+    /// the spec depends on it.
+    pub volume_permissions: Option<BTreeSet<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub enum ObservedKey {
+    Found {
+        metadata: KeyMetadata,
+        policy: String,
+    },
+    /// DescribeKey or GetKeyPolicy failed with a client error, such as a missing key.
+    Unreadable(AwsError),
+}
+
+/// Why observing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("{} selected image{} not found: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, describe_missing(.0))]
+    ImagesNotFound(Vec<(Scope, String)>),
+}
+
+fn describe_missing(missing: &[(Scope, String)]) -> String {
+    let names: Vec<String> = missing
+        .iter()
+        .map(|(scope, id)| format!("`{id}` in {scope}"))
+        .collect();
+    names.join(", ")
+}
+
+struct Observer<'a> {
+    cloud: &'a dyn Cloud,
+    permits: Semaphore,
+}
+
+impl Observer<'_> {
+    async fn limited<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        // The semaphore is never closed, so acquiring only waits.
+        let _permit = self.permits.acquire().await;
+        call.await
+    }
+}
+
+/// Reads the live state of every image and key in the spec.
+pub async fn observe(cloud: &dyn Cloud, spec: &Spec) -> Result<Observed, ObserveError> {
+    let observer = Observer {
+        cloud,
+        permits: Semaphore::new(MAX_CALLS_IN_FLIGHT),
+    };
+    let selections = selections(spec);
+    let image_reads = selections
+        .iter()
+        .map(|(scope, wanted)| observer.scope_images(scope, wanted));
+    let key_reads = spec.keys.iter().map(|key| observer.key(key));
+    let (images, keys) = futures::join!(join_all(image_reads), join_all(key_reads));
+
+    let mut observed = Observed::default();
+    let mut missing = Vec::new();
+    for result in images {
+        let (found, not_found) = result?;
+        missing.extend(not_found);
+        observed.images.extend(found);
+    }
+    if !missing.is_empty() {
+        return Err(ObserveError::ImagesNotFound(missing));
+    }
+    for (key, result) in spec.keys.iter().zip(keys) {
+        observed.keys.insert(key.name.clone(), result?);
+    }
+    observed.snapshot_keys = observer.snapshot_keys(&observed).await;
+    Ok(observed)
+}
+
+/// What to read in one account and region: image ids, and whether each image's
+/// createVolumePermission matters.
+type Selection = BTreeMap<String, bool>;
+
+fn selections(spec: &Spec) -> BTreeMap<Scope, Selection> {
+    let mut selections: BTreeMap<Scope, Selection> = BTreeMap::new();
+    for group in &spec.images {
+        let copy_matters = spec.settings.prune || group.targets.iter().any(|t| t.copy);
+        let selection = selections
+            .entry(Scope::new(&group.account, &group.region))
+            .or_default();
+        for id in &group.image_ids {
+            *selection.entry(id.clone()).or_default() |= copy_matters;
+        }
+    }
+    selections
+}
+
+type ScopeImages = (Vec<((Scope, String), ObservedImage)>, Vec<(Scope, String)>);
+
+impl Observer<'_> {
+    async fn scope_images(
+        &self,
+        scope: &Scope,
+        wanted: &Selection,
+    ) -> Result<ScopeImages, AwsError> {
+        let ids: Vec<String> = wanted.keys().cloned().collect();
+        let images = self
+            .limited(self.cloud.describe_images(scope, &ids))
+            .await?;
+        let found: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
+        let missing = ids
+            .iter()
+            .filter(|id| !found.contains(id.as_str()))
+            .map(|id| (scope.clone(), id.clone()))
+            .collect();
+        debug!(account = %scope.account, region = %scope.region, found = images.len(), "described images");
+
+        let snapshot_ids: Vec<String> = images
+            .iter()
+            .flat_map(|i| i.snapshot_ids.iter().cloned())
+            .collect();
+        let snapshots = if snapshot_ids.is_empty() {
+            Vec::new()
+        } else {
+            self.limited(self.cloud.describe_snapshots(scope, &snapshot_ids))
+                .await?
+        };
+        let snapshots: BTreeMap<String, Snapshot> =
+            snapshots.into_iter().map(|s| (s.id.clone(), s)).collect();
+
+        let reads = images.into_iter().map(|image| {
+            let copy_matters = wanted.get(&image.id).copied().unwrap_or(false);
+            self.image(scope, image, &snapshots, copy_matters)
+        });
+        let observed = try_join_all(reads).await?;
+        Ok((
+            observed
+                .into_iter()
+                .map(|o| ((scope.clone(), o.image.id.clone()), o))
+                .collect(),
+            missing,
+        ))
+    }
+
+    async fn image(
+        &self,
+        scope: &Scope,
+        image: Image,
+        snapshots: &BTreeMap<String, Snapshot>,
+        copy_matters: bool,
+    ) -> Result<ObservedImage, AwsError> {
+        let launch = self.limited(self.cloud.launch_permissions(scope, &image.id));
+        let volume_reads = image.snapshot_ids.iter().map(|id| async move {
+            let snapshot = snapshots.get(id).cloned().unwrap_or_else(|| Snapshot {
+                id: id.clone(),
+                encrypted: false,
+                kms_key_id: None,
+            });
+            let volume_permissions = if copy_matters {
+                let users = self
+                    .limited(self.cloud.create_volume_permissions(scope, id))
+                    .await?;
+                Some(users.into_iter().collect())
+            } else {
+                None
+            };
+            Ok::<_, AwsError>(ObservedSnapshot {
+                snapshot,
+                volume_permissions,
+            })
+        });
+        let (launch, snapshots) = futures::join!(launch, try_join_all(volume_reads));
+        Ok(ObservedImage {
+            image,
+            launch: launch?.into_iter().collect(),
+            snapshots: snapshots?,
+        })
+    }
+
+    async fn key(&self, key: &Key) -> Result<ObservedKey, AwsError> {
+        let scope = Scope::new(&key.account, &key.region);
+        let metadata = match self
+            .limited(self.cloud.describe_key(&scope, &key.reference))
+            .await
+        {
+            Ok(metadata) => metadata,
+            Err(err) if is_client_error(&err) => return Ok(ObservedKey::Unreadable(err)),
+            Err(err) => return Err(err),
+        };
+        match self
+            .limited(self.cloud.get_key_policy(&scope, &metadata.key_id))
+            .await
+        {
+            Ok(policy) => Ok(ObservedKey::Found { metadata, policy }),
+            Err(err) if is_client_error(&err) => Ok(ObservedKey::Unreadable(err)),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Describes each key found on a snapshot that is not a declared key, once per key.
+    async fn snapshot_keys(
+        &self,
+        observed: &Observed,
+    ) -> BTreeMap<String, Result<KeyMetadata, AwsError>> {
+        let declared: BTreeSet<&str> = observed
+            .keys
+            .values()
+            .filter_map(|k| match k {
+                ObservedKey::Found { metadata, .. } => Some(metadata.arn.as_str()),
+                ObservedKey::Unreadable(_) => None,
+            })
+            .collect();
+        let mut others: BTreeMap<String, Scope> = BTreeMap::new();
+        for ((scope, _), image) in &observed.images {
+            for snapshot in &image.snapshots {
+                if let Some(arn) = &snapshot.snapshot.kms_key_id {
+                    if !declared.contains(arn.as_str()) {
+                        others.entry(arn.clone()).or_insert_with(|| scope.clone());
+                    }
+                }
+            }
+        }
+        let reads = others.into_iter().map(|(arn, scope)| async move {
+            let result = self.limited(self.cloud.describe_key(&scope, &arn)).await;
+            (arn, result)
+        });
+        join_all(reads).await.into_iter().collect()
+    }
+}
+
+/// Client errors (missing key, access denied) become findings; anything else, such as a
+/// network failure or exhausted retries, stops the run.
+fn is_client_error(err: &AwsError) -> bool {
+    matches!(
+        err.code.as_deref(),
+        Some(
+            "NotFoundException"
+                | "AccessDeniedException"
+                | "AccessDenied"
+                | "InvalidArnException"
+                | "KMSInvalidStateException"
+        )
+    )
+}

@@ -1,0 +1,276 @@
+//! The text form of a plan: one line per change, grouped by account, region and
+//! resource, with a unified diff of each key policy and a summary line.
+//!
+//! The text carries ANSI styles; the output layer strips them when stdout is not a
+//! terminal or `NO_COLOR` is set, and every line reads the same without them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use anstyle::{AnsiColor, Style};
+
+use crate::model::Scope;
+use crate::plan::{Change, Finding, KeyPolicyChange, Plan, Severity};
+use crate::spec::Spec;
+
+const ADD: Style = AnsiColor::Green.on_default();
+const REMOVE: Style = AnsiColor::Red.on_default();
+const CHANGE: Style = AnsiColor::Yellow.on_default();
+const HEADING: Style = Style::new().bold();
+const DIM: Style = Style::new().dimmed();
+
+/// Renders the plan as text for a terminal or a log.
+pub fn render_text(plan: &Plan, spec: &Spec) -> String {
+    let mut out = String::new();
+    let mut by_scope: BTreeMap<&Scope, Vec<&Change>> = BTreeMap::new();
+    for change in &plan.changes {
+        by_scope.entry(change.scope()).or_default().push(change);
+    }
+    for (scope, changes) in by_scope {
+        scope_heading(&mut out, spec, scope);
+        let mut last_image: Option<&str> = None;
+        for change in changes {
+            match change {
+                Change::KeyPolicy(c) => key_policy(&mut out, spec, c),
+                Change::LaunchPermissions(c) => {
+                    image_heading(
+                        &mut out,
+                        &mut last_image,
+                        &c.image_id,
+                        c.image_name.as_deref(),
+                    );
+                    for entry in &c.add {
+                        line(
+                            &mut out,
+                            4,
+                            ADD,
+                            '+',
+                            &format!(
+                                "launch permission: {entry}{}",
+                                name_of(spec, &entry.to_string())
+                            ),
+                        );
+                    }
+                    for entry in &c.remove {
+                        line(
+                            &mut out,
+                            4,
+                            REMOVE,
+                            '-',
+                            &format!(
+                                "launch permission: {entry}{}",
+                                name_of(spec, &entry.to_string())
+                            ),
+                        );
+                    }
+                }
+                Change::VolumePermissions(c) => {
+                    image_heading(&mut out, &mut last_image, &c.image_id, None);
+                    let _ = writeln!(out, "    snapshot {}", c.snapshot_id);
+                    for account in &c.add {
+                        line(
+                            &mut out,
+                            6,
+                            ADD,
+                            '+',
+                            &format!(
+                                "create volume permission: account {account}{}",
+                                name_of(spec, account)
+                            ),
+                        );
+                    }
+                    for account in &c.remove {
+                        line(
+                            &mut out,
+                            6,
+                            REMOVE,
+                            '-',
+                            &format!(
+                                "create volume permission: account {account}{}",
+                                name_of(spec, account)
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        out.push('\n');
+    }
+    findings(&mut out, plan, Severity::Blocked, "Blocked", '!');
+    findings(&mut out, plan, Severity::Warning, "Warnings", '!');
+    findings(&mut out, plan, Severity::Note, "Notes", '*');
+    let _ = writeln!(out, "{HEADING}{}{HEADING:#}", summary(plan));
+    out
+}
+
+fn scope_heading(out: &mut String, spec: &Spec, scope: &Scope) {
+    let name = spec
+        .account_name(&scope.account)
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{HEADING}account {}{name} in {}{HEADING:#}",
+        scope.account, scope.region
+    );
+}
+
+fn image_heading<'a>(
+    out: &mut String,
+    last: &mut Option<&'a str>,
+    image_id: &'a str,
+    name: Option<&str>,
+) {
+    if *last == Some(image_id) {
+        return;
+    }
+    *last = Some(image_id);
+    let name = name.map(|n| format!(" ({n})")).unwrap_or_default();
+    let _ = writeln!(out, "  image {image_id}{name}");
+}
+
+fn line(out: &mut String, indent: usize, style: Style, sign: char, text: &str) {
+    let _ = writeln!(out, "{:indent$}{style}{sign} {text}{style:#}", "");
+}
+
+/// ` (name)` when `value` ends in an account id the spec names.
+fn name_of(spec: &Spec, value: &str) -> String {
+    let id = value.rsplit(' ').next().unwrap_or(value);
+    spec.account_name(id)
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default()
+}
+
+fn key_policy(out: &mut String, spec: &Spec, change: &KeyPolicyChange) {
+    let _ = writeln!(
+        out,
+        "  {CHANGE}~ key policy of `{}` ({}){CHANGE:#}",
+        change.key_name, change.key_arn
+    );
+    for (sid, member) in &change.added {
+        line(
+            out,
+            4,
+            ADD,
+            '+',
+            &format!("{sid}: {member}{}", name_of(spec, &root_account(member))),
+        );
+    }
+    for (sid, member) in &change.removed {
+        line(
+            out,
+            4,
+            REMOVE,
+            '-',
+            &format!("{sid}: {member}{}", name_of(spec, &root_account(member))),
+        );
+    }
+    for sid in &change.drop {
+        line(out, 4, REMOVE, '-', &format!("{sid}: whole statement"));
+    }
+    let diff = similar::TextDiff::from_lines(&change.before, &change.after);
+    let unified = diff
+        .unified_diff()
+        .context_radius(3)
+        .header("before", "after")
+        .to_string();
+    for text in unified.lines() {
+        let style = match text.chars().next() {
+            Some('+') => ADD,
+            Some('-') => REMOVE,
+            Some('@') => DIM,
+            _ => Style::new(),
+        };
+        let _ = writeln!(out, "      {style}{text}{style:#}");
+    }
+}
+
+/// The account id of a root principal ARN, for naming it.
+fn root_account(member: &str) -> String {
+    member
+        .strip_suffix(":root")
+        .and_then(|rest| rest.rsplit(':').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn findings(out: &mut String, plan: &Plan, severity: Severity, title: &str, mark: char) {
+    let selected: Vec<&Finding> = plan
+        .findings
+        .iter()
+        .filter(|f| f.severity == severity)
+        .collect();
+    if selected.is_empty() {
+        return;
+    }
+    let style = if severity == Severity::Note {
+        Style::new()
+    } else {
+        CHANGE
+    };
+    let _ = writeln!(out, "{HEADING}{title}:{HEADING:#}");
+    for finding in selected {
+        let _ = writeln!(
+            out,
+            "  {style}{mark} {} {}: {}: {} [{}]{style:#}",
+            finding.scope.account,
+            finding.scope.region,
+            finding.resource,
+            finding.message,
+            finding.code
+        );
+        if let Some(hint) = &finding.hint {
+            let _ = writeln!(out, "    hint: {hint}");
+        }
+    }
+    out.push('\n');
+}
+
+/// One line counting what the plan does and what it found.
+pub fn summary(plan: &Plan) -> String {
+    let mut added = 0;
+    let mut removed = 0;
+    for change in &plan.changes {
+        match change {
+            Change::KeyPolicy(c) => {
+                added += c.added.len();
+                removed += c.removed.len() + c.drop.len();
+            }
+            Change::LaunchPermissions(c) => {
+                added += c.add.len();
+                removed += c.remove.len();
+            }
+            Change::VolumePermissions(c) => {
+                added += c.add.len();
+                removed += c.remove.len();
+            }
+        }
+    }
+    let blocked = plan.blocked().count();
+    let warnings = plan
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .count();
+    let mut text = if plan.is_empty() {
+        "No changes: the live state matches the spec.".to_owned()
+    } else {
+        format!(
+            "Plan: {added} to add, {removed} to remove, in {} change{}.",
+            plan.changes.len(),
+            plural(plan.changes.len())
+        )
+    };
+    if blocked > 0 || warnings > 0 {
+        let _ = write!(
+            text,
+            " {blocked} blocked, {warnings} warning{}.",
+            plural(warnings)
+        );
+    }
+    text
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,288 @@
+//! Checks for the identifier formats a spec uses: account ids, regions, image ids, ARNs.
+//!
+//! Each check returns the reason a value is wrong, phrased to follow "invalid X `value`:".
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+fn regex(pattern: &str) -> Regex {
+    // The patterns are literals in this file, covered by the tests below.
+    #[allow(clippy::unwrap_used)]
+    Regex::new(pattern).unwrap()
+}
+
+static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| regex(r"^\d{12}$"));
+// Partitions: aws, aws-cn, aws-us-gov and the isolated ones (aws-iso, aws-iso-b, ...).
+static PARTITION: &str = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?|-eusc)?";
+static REGION: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$"));
+// EC2 image ids are `ami-` and 8 or 17 hex digits (older and current formats).
+static IMAGE_ID: LazyLock<Regex> = LazyLock::new(|| regex(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$"));
+static ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    regex(&format!(
+        r"^arn:{PARTITION}:iam::(\d{{12}}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{{1,64}}$"
+    ))
+});
+// Organization ARN formats from the AWS Organizations API reference (Organization.Arn,
+// OrganizationalUnit.Arn): ids are `o-` plus 10 to 32 lowercase letters or digits, OU ids
+// `ou-` plus 4 to 32 of them (the root's suffix), `-`, and 8 to 32 more.
+static ORGANIZATION_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    regex(&format!(
+        r"^arn:{PARTITION}:organizations::\d{{12}}:organization/(o-[a-z0-9]{{10,32}})$"
+    ))
+});
+static OU_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    regex(&format!(
+        r"^arn:{PARTITION}:organizations::\d{{12}}:ou/(o-[a-z0-9]{{10,32}})/(ou-([a-z0-9]{{4,32}})-[a-z0-9]{{8,32}})$"
+    ))
+});
+static KEY_ID: LazyLock<Regex> = LazyLock::new(|| {
+    regex(r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$")
+});
+static ALIAS_NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"^alias/[a-zA-Z0-9/_-]{1,250}$"));
+static KMS_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    regex(&format!(
+        r"^arn:{PARTITION}:kms:([a-z0-9-]+):(\d{{12}}):(key/.+|alias/.+)$"
+    ))
+});
+
+/// Checks a 12-digit account id.
+pub fn check_account_id(value: &str) -> Result<(), String> {
+    if ACCOUNT_ID.is_match(value) {
+        return Ok(());
+    }
+    let digits = value.chars().filter(char::is_ascii_digit).count();
+    if value.chars().all(|c| c.is_ascii_digit()) {
+        Err(format!("expected exactly 12 digits, found {digits}"))
+    } else {
+        Err("expected exactly 12 digits and nothing else".to_owned())
+    }
+}
+
+pub fn check_region(value: &str) -> Result<(), String> {
+    if REGION.is_match(value) {
+        Ok(())
+    } else {
+        Err("expected a region name such as `eu-west-1`".to_owned())
+    }
+}
+
+pub fn check_image_id(value: &str) -> Result<(), String> {
+    if IMAGE_ID.is_match(value) {
+        Ok(())
+    } else {
+        Err("expected `ami-` followed by 8 or 17 lowercase hex digits".to_owned())
+    }
+}
+
+/// Checks a role ARN and returns the account id it names.
+pub fn parse_role_arn(value: &str) -> Result<String, String> {
+    match ROLE_ARN.captures(value) {
+        Some(caps) => Ok(caps[1].to_owned()),
+        None => Err("expected `arn:aws:iam::ACCOUNT_ID:role/NAME`".to_owned()),
+    }
+}
+
+/// Checks an organization ARN and returns the organization id (`o-...`).
+pub fn parse_organization_arn(value: &str) -> Result<String, String> {
+    if let Some(caps) = ORGANIZATION_ARN.captures(value) {
+        return Ok(caps[1].to_owned());
+    }
+    let expected = "expected `arn:aws:organizations::MANAGEMENT_ACCOUNT_ID:organization/o-ID`";
+    Err(if OU_ARN.is_match(value) {
+        format!("this is an OU ARN; put it under `ou`, or {expected}")
+    } else if value.starts_with("o-") {
+        format!("a bare organization id is not accepted by EC2; {expected}")
+    } else if value.contains(":iam::") || value.contains(":account/") {
+        format!("an account ARN is not an organization; {expected}")
+    } else {
+        expected.to_owned()
+    })
+}
+
+/// An organizational unit named by its ARN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OuParts {
+    pub organization_id: String,
+    pub root_id: String,
+    pub ou_id: String,
+}
+
+/// Checks an OU ARN and returns its parts.
+pub fn parse_ou_arn(value: &str) -> Result<OuParts, String> {
+    if let Some(caps) = OU_ARN.captures(value) {
+        return Ok(OuParts {
+            organization_id: caps[1].to_owned(),
+            ou_id: caps[2].to_owned(),
+            root_id: format!("r-{}", &caps[3]),
+        });
+    }
+    let expected =
+        "expected `arn:aws:organizations::MANAGEMENT_ACCOUNT_ID:ou/o-ORG_ID/ou-ROOT-OU_ID`";
+    Err(if ORGANIZATION_ARN.is_match(value) {
+        format!("this is an organization ARN; put it under `organization`, or {expected}")
+    } else if value.starts_with("ou-") {
+        format!("a bare OU id is not accepted by EC2; {expected}")
+    } else {
+        expected.to_owned()
+    })
+}
+
+/// How a spec names a KMS key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyForm {
+    Alias,
+    Id,
+    /// A key or alias ARN, with the region and account it names.
+    Arn {
+        region: String,
+        account: String,
+    },
+}
+
+pub fn parse_key_reference(value: &str) -> Result<KeyForm, String> {
+    if ALIAS_NAME.is_match(value) {
+        return Ok(KeyForm::Alias);
+    }
+    if KEY_ID.is_match(value) {
+        return Ok(KeyForm::Id);
+    }
+    if let Some(caps) = KMS_ARN.captures(value) {
+        return Ok(KeyForm::Arn {
+            region: caps[1].to_owned(),
+            account: caps[2].to_owned(),
+        });
+    }
+    Err("expected `alias/NAME`, a key id, or a key or alias ARN \
+         (`arn:aws:kms:REGION:ACCOUNT_ID:key/KEY_ID`)"
+        .to_owned())
+}
+
+/// True for the unique ids IAM shows in place of a deleted principal: roles `AROA`, users
+/// `AIDA`, groups `AGPA` (IAM User Guide, "Unique identifiers").
+pub fn is_unique_principal_id(value: &str) -> bool {
+    let prefixes = ["AROA", "AIDA", "AGPA", "ANPA", "ANVA", "ASIA", "AIPA"];
+    value.len() >= 16
+        && prefixes.iter().any(|p| value.starts_with(p))
+        && value
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids() {
+        assert!(check_account_id("012345678901").is_ok());
+        assert!(
+            check_account_id("12345678901")
+                .unwrap_err()
+                .contains("found 11")
+        );
+        assert!(
+            check_account_id("1234567890123")
+                .unwrap_err()
+                .contains("found 13")
+        );
+        assert!(check_account_id("-12345678901").is_err());
+        assert!(check_account_id("12345678901a").is_err());
+        assert!(check_account_id("1.2345678901e11").is_err());
+    }
+
+    #[test]
+    fn regions() {
+        for ok in [
+            "us-east-1",
+            "eu-west-1",
+            "us-gov-west-1",
+            "ap-southeast-5",
+            "cn-north-1",
+        ] {
+            assert!(check_region(ok).is_ok(), "{ok}");
+        }
+        for bad in ["useast1", "US-EAST-1", "us-east", "eu-west-1a", ""] {
+            assert!(check_region(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn image_ids() {
+        assert!(check_image_id("ami-0123456789abcdef0").is_ok());
+        assert!(check_image_id("ami-12345678").is_ok());
+        assert!(check_image_id("ami-0123456789ABCDEF0").is_err());
+        assert!(check_image_id("snap-0123456789abcdef0").is_err());
+    }
+
+    #[test]
+    fn role_arns() {
+        assert_eq!(
+            parse_role_arn("arn:aws:iam::012345678901:role/path/amishare").unwrap(),
+            "012345678901"
+        );
+        assert!(parse_role_arn("arn:aws:iam::012345678901:user/bob").is_err());
+        assert!(parse_role_arn("arn:aws:iam::12345:role/x").is_err());
+    }
+
+    #[test]
+    fn organization_arns() {
+        let org = "arn:aws:organizations::111111111111:organization/o-abcde12345";
+        assert_eq!(parse_organization_arn(org).unwrap(), "o-abcde12345");
+        let ou = "arn:aws:organizations::111111111111:ou/o-abcde12345/ou-ab12-abcdefgh";
+        assert!(parse_organization_arn(ou).unwrap_err().contains("OU ARN"));
+        assert!(
+            parse_organization_arn("o-abcde12345")
+                .unwrap_err()
+                .contains("bare")
+        );
+        let account = "arn:aws:iam::111111111111:root";
+        assert!(
+            parse_organization_arn(account)
+                .unwrap_err()
+                .contains("account ARN")
+        );
+        assert!(parse_organization_arn("arn:aws:organizations::1:organization/o-x").is_err());
+    }
+
+    #[test]
+    fn ou_arns() {
+        let ou = "arn:aws:organizations::111111111111:ou/o-abcde12345/ou-ab12-abcdefgh";
+        let parts = parse_ou_arn(ou).unwrap();
+        assert_eq!(parts.organization_id, "o-abcde12345");
+        assert_eq!(parts.root_id, "r-ab12");
+        assert_eq!(parts.ou_id, "ou-ab12-abcdefgh");
+        let org = "arn:aws:organizations::111111111111:organization/o-abcde12345";
+        assert!(parse_ou_arn(org).unwrap_err().contains("organization ARN"));
+        assert!(
+            parse_ou_arn("ou-ab12-abcdefgh")
+                .unwrap_err()
+                .contains("bare")
+        );
+    }
+
+    #[test]
+    fn key_references() {
+        assert_eq!(parse_key_reference("alias/golden").unwrap(), KeyForm::Alias);
+        let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(parse_key_reference(id).unwrap(), KeyForm::Id);
+        let arn = format!("arn:aws:kms:eu-west-1:111111111111:key/{id}");
+        assert_eq!(
+            parse_key_reference(&arn).unwrap(),
+            KeyForm::Arn {
+                region: "eu-west-1".into(),
+                account: "111111111111".into()
+            }
+        );
+        assert!(parse_key_reference("golden").is_err());
+    }
+
+    #[test]
+    fn unique_principal_ids() {
+        assert!(is_unique_principal_id("AROAEXAMPLEID12345678"));
+        assert!(is_unique_principal_id("AIDAJQABLZS4A3QDU576Q"));
+        assert!(!is_unique_principal_id("arn:aws:iam::111111111111:root"));
+        assert!(!is_unique_principal_id("AROA"));
+    }
+}

@@ -1,0 +1,104 @@
+//! Reads spec files into raw types. This is the only module that uses serde_yaml.
+//!
+//! Structural problems (YAML syntax, wrong types, duplicate keys) stop the file at the
+//! first one, because serde cannot go on past them. Unknown fields do not stop it: they
+//! are collected, so a run reports all of them together with the semantic problems.
+
+use std::path::Path;
+
+use super::diagnostic::Diagnostic;
+use super::raw::RawSpec;
+
+/// Largest spec file accepted. A spec listing thousands of images stays far below it;
+/// anything bigger is more likely a mistake, such as a generated or binary file.
+pub const MAX_SPEC_BYTES: u64 = 1024 * 1024;
+
+/// Reads and parses one spec file. Unknown fields are returned as diagnostics beside the
+/// parsed value; any other problem replaces it.
+pub fn load_file(path: &Path) -> Result<(RawSpec, Vec<Diagnostic>), Diagnostic> {
+    let metadata = std::fs::metadata(path).map_err(|err| read_error(path, &err))?;
+    if metadata.len() > MAX_SPEC_BYTES {
+        return Err(Diagnostic::new(
+            "spec-too-large",
+            path,
+            "",
+            format!(
+                "spec file is {} bytes, more than the limit of {MAX_SPEC_BYTES} bytes",
+                metadata.len()
+            ),
+        )
+        .hint("split the spec into several files in one directory"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|err| read_error(path, &err))?;
+    parse_str(path, &text)
+}
+
+fn read_error(path: &Path, err: &std::io::Error) -> Diagnostic {
+    Diagnostic::new(
+        "unreadable-spec",
+        path,
+        "",
+        format!("cannot read spec file: {err}"),
+    )
+}
+
+/// Parses spec text. `path` is used only to label diagnostics.
+pub fn parse_str(path: &Path, text: &str) -> Result<(RawSpec, Vec<Diagnostic>), Diagnostic> {
+    let mut unknown = Vec::new();
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    let mut record_unknown = |field: serde_ignored::Path<'_>| unknown.push(field_path(&field));
+    let ignoring = serde_ignored::Deserializer::new(deserializer, &mut record_unknown);
+    let raw = serde_path_to_error::deserialize(ignoring).map_err(|err| {
+        let path_text = err.path().to_string();
+        let inner = err.into_inner();
+        structural_error(path, &path_text, &inner)
+    })?;
+    let diagnostics = unknown
+        .into_iter()
+        .map(|field| {
+            Diagnostic::new("unknown-field", path, field.clone(), "unknown field")
+                .hint("remove it or fix its spelling; `amishare schema` lists every field")
+        })
+        .collect();
+    Ok((raw, diagnostics))
+}
+
+fn structural_error(file: &Path, path: &str, err: &serde_yaml::Error) -> Diagnostic {
+    // serde_path_to_error prints `.` for the root.
+    let path = if path == "." { "" } else { path };
+    let mut message = err.to_string();
+    // serde_yaml appends " at line L column C" itself; keep it, it points into the file.
+    if message.is_empty() {
+        message = "invalid YAML".to_owned();
+    }
+    let hint = if message.contains("duplicate") {
+        "remove one of the two entries"
+    } else if message.contains("tab") {
+        "indent with spaces; YAML does not allow tabs for indentation"
+    } else if message.contains("invalid type") {
+        "check the value's type against `amishare schema`"
+    } else {
+        "check the YAML syntax at that line"
+    };
+    Diagnostic::new("invalid-yaml", file, path, message).hint(hint)
+}
+
+/// Formats a serde_ignored path the way users write field paths: `images[1].share_with`.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = field_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
+    }
+}

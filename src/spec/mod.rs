@@ -1,0 +1,207 @@
+//! The spec: what should be shared with whom. Loaded from YAML (`load`), checked
+//! (`validate`) and resolved into the types below, which are all that later stages see.
+
+mod diagnostic;
+pub mod ids;
+mod load;
+pub mod raw;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use load::MAX_SPEC_BYTES;
+
+use crate::model::LaunchEntry;
+
+/// A validated spec, merged from one or more files.
+#[derive(Clone, Debug, Default)]
+pub struct Spec {
+    pub settings: Settings,
+    pub accounts: Vec<Account>,
+    pub keys: Vec<Key>,
+    pub images: Vec<ImageGroup>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub prune: bool,
+    pub allow_public: bool,
+}
+
+/// An account amishare acts in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub id: String,
+    pub role: Option<AssumeRole>,
+}
+
+/// A role to assume for calls in one account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssumeRole {
+    pub arn: String,
+    pub external_id: Option<String>,
+}
+
+/// A customer managed key whose `amishare-` statements are managed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub name: String,
+    pub account: String,
+    pub region: String,
+    /// The alias, key id or ARN as written; KMS accepts each form as `KeyId`.
+    pub reference: String,
+}
+
+/// Images in one account and region that are shared the same way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageGroup {
+    /// Where the group is declared, for messages: file and field path.
+    pub origin: String,
+    pub account: String,
+    pub region: String,
+    pub image_ids: Vec<String>,
+    /// Name of the key every snapshot must be under; `None` for unencrypted images.
+    pub key: Option<String>,
+    pub targets: Vec<Target>,
+}
+
+/// One principal an image group is shared with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub grantee: Grantee,
+    /// Whether the target may also copy the images (accounts only).
+    pub copy: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Grantee {
+    Account(String),
+    Organization {
+        arn: String,
+        id: String,
+    },
+    OrganizationalUnit {
+        arn: String,
+        /// Pattern for the `aws:PrincipalOrgPaths` condition key that matches members of
+        /// this OU and of the OUs below it.
+        org_path: String,
+    },
+    Public,
+}
+
+impl Grantee {
+    /// The launchPermission entry that shares an image with this grantee.
+    pub fn launch_entry(&self) -> LaunchEntry {
+        match self {
+            Grantee::Account(id) => LaunchEntry::Account(id.clone()),
+            Grantee::Organization { arn, .. } => LaunchEntry::Organization(arn.clone()),
+            Grantee::OrganizationalUnit { arn, .. } => LaunchEntry::OrganizationalUnit(arn.clone()),
+            Grantee::Public => LaunchEntry::Public,
+        }
+    }
+}
+
+impl Spec {
+    pub fn account(&self, id: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.id == id)
+    }
+
+    pub fn key(&self, name: &str) -> Option<&Key> {
+        self.keys.iter().find(|k| k.name == name)
+    }
+
+    /// The logical name of an account id, when the spec declares it.
+    pub fn account_name(&self, id: &str) -> Option<&str> {
+        self.account(id).map(|a| a.name.as_str())
+    }
+}
+
+/// Loads, merges and validates spec files. Directories are read for `*.yaml` and `*.yml`
+/// files, in name order. Every problem in every file is returned together.
+pub fn load(paths: &[PathBuf]) -> Result<Spec, Diagnostics> {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for path in expand_paths(paths, &mut problems) {
+        match load::load_file(&path) {
+            Ok((raw, unknown)) => {
+                problems.extend(unknown);
+                files.push((path, raw));
+            }
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let validated = validate::validate(&files);
+    match validated {
+        Ok(spec) if problems.is_empty() => Ok(spec),
+        Ok(_) => Err(Diagnostics(problems)),
+        Err(more) => {
+            problems.extend(more);
+            Err(Diagnostics(problems))
+        }
+    }
+}
+
+/// Parses and validates spec text held in memory, labelled with `path` in messages.
+pub fn load_str(path: &Path, text: &str) -> Result<Spec, Diagnostics> {
+    let (raw, unknown) = load::parse_str(path, text).map_err(|d| Diagnostics(vec![d]))?;
+    let validated = validate::validate(&[(path.to_path_buf(), raw)]);
+    match validated {
+        Ok(spec) if unknown.is_empty() => Ok(spec),
+        Ok(_) => Err(Diagnostics(unknown)),
+        Err(mut more) => {
+            let mut all = unknown;
+            all.append(&mut more);
+            Err(Diagnostics(all))
+        }
+    }
+}
+
+fn expand_paths(paths: &[PathBuf], problems: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        match std::fs::read_dir(path) {
+            Ok(entries) => {
+                let mut found: Vec<PathBuf> = entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.is_file()
+                            && matches!(
+                                p.extension().and_then(|e| e.to_str()),
+                                Some("yaml" | "yml")
+                            )
+                    })
+                    .collect();
+                found.sort();
+                if found.is_empty() {
+                    problems.push(
+                        Diagnostic::new("empty-spec-dir", path, "", "no `.yaml` or `.yml` files")
+                            .hint("name a spec file, or a directory that holds some"),
+                    );
+                }
+                files.extend(found);
+            }
+            Err(err) => problems.push(Diagnostic::new(
+                "unreadable-spec",
+                path,
+                "",
+                format!("cannot read directory: {err}"),
+            )),
+        }
+    }
+    files
+}
+
+/// The JSON Schema of the spec format, pretty-printed, with a trailing newline.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(raw::RawSpec);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,116 @@
+//! The spec as written in YAML: plain values, before any validation.
+//!
+//! These types mirror the file exactly and define the JSON Schema. Nothing downstream
+//! uses them: `validate` turns them into the resolved types in the parent module.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// An amishare spec: which images are shared with whom, under which keys.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields, title = "amishare spec")]
+pub struct RawSpec {
+    /// Spec format version. Only `1` exists.
+    pub version: u32,
+    /// Behaviour switches that apply to the whole spec.
+    #[serde(default)]
+    pub settings: Option<RawSettings>,
+    /// AWS accounts amishare acts in, and how to reach them.
+    #[serde(default)]
+    pub accounts: Vec<RawAccount>,
+    /// Customer managed KMS keys whose policies amishare manages.
+    #[serde(default)]
+    pub keys: Vec<RawKey>,
+    /// Groups of images and the principals each is shared with.
+    #[serde(default)]
+    pub images: Vec<RawImage>,
+}
+
+/// Behaviour switches that apply to the whole spec.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawSettings {
+    /// Remove launch permissions, create-volume permissions and `amishare-` key policy
+    /// statements that the spec does not declare. When off (the default), they are
+    /// reported and kept.
+    #[serde(default)]
+    pub prune: Option<bool>,
+    /// Allow `group: all` share entries, which make an image public. Off by default.
+    #[serde(default)]
+    pub allow_public: Option<bool>,
+}
+
+/// An AWS account amishare acts in.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawAccount {
+    /// Logical name, used to refer to the account elsewhere in the spec.
+    pub name: String,
+    /// The 12-digit account id. Quote it or not: leading zeros are kept either way.
+    #[schemars(regex(pattern = r"^\d{12}$"))]
+    pub id: String,
+    /// Role to assume for calls in this account. Without it, the ambient credentials
+    /// must act in this account.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// External id to pass when assuming `role_arn`.
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+/// A customer managed KMS key whose `amishare-` policy statements amishare manages.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawKey {
+    /// Logical name, used by `images[].key`.
+    pub name: String,
+    /// The account that owns the key: a logical name from `accounts` or its id.
+    pub account: String,
+    /// The key's region, such as `eu-west-1`.
+    pub region: String,
+    /// The key: `alias/NAME`, a key id, a key ARN or an alias ARN.
+    pub key: String,
+}
+
+/// A group of images in one account and region, shared the same way.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawImage {
+    /// The account that owns the images: a logical name from `accounts` or its id.
+    pub account: String,
+    /// The images' region, such as `eu-west-1`.
+    pub region: String,
+    /// Image ids (`ami-...`) selected by this entry.
+    pub ids: Vec<String>,
+    /// Logical name of the key (from `keys`) that every snapshot of these images must be
+    /// encrypted under. Leave it out for unencrypted images.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Principals the images are shared with.
+    #[serde(default)]
+    pub share_with: Vec<RawShare>,
+}
+
+/// One principal an image is shared with. Set exactly one of `account`, `organization`,
+/// `ou` and `group`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawShare {
+    /// An account: a logical name from `accounts` or a 12-digit id.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// An organization ARN: `arn:aws:organizations::MANAGEMENT_ACCOUNT:organization/o-ID`.
+    #[serde(default)]
+    pub organization: Option<String>,
+    /// An organizational unit ARN:
+    /// `arn:aws:organizations::MANAGEMENT_ACCOUNT:ou/o-ID/ou-ROOT-ID`.
+    #[serde(default)]
+    pub ou: Option<String>,
+    /// `all` makes the images public; needs `settings.allow_public`.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Also let the account copy the images: createVolumePermission on every snapshot.
+    /// Accounts only, because createVolumePermission takes account ids only.
+    #[serde(default)]
+    pub copy: bool,
+}
