@@ -1,0 +1,483 @@
+//! The reconcile loop (observe, plan, apply) against the in-memory AWS.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use amishare::apply::apply;
+use amishare::aws::memory::MemoryCloud;
+use amishare::model::{KeyManager, LaunchEntry, Scope, Snapshot};
+use amishare::observe::{ObserveError, observe};
+use amishare::plan::{Change, Plan, Severity, plan};
+use amishare::policy::{Policy, SID_ACCOUNTS, SID_ORGANIZATIONS, SID_OUS};
+use amishare::spec::{self, Spec};
+
+const SOURCE: &str = "111111111111";
+const PROD: &str = "222222222222";
+const STAGING: &str = "333333333333";
+const REGION: &str = "us-east-1";
+const IMAGE: &str = "ami-0123456789abcdef0";
+const SNAPSHOT: &str = "snap-0123456789abcdef0";
+const KEY_ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
+const ORG: &str = "arn:aws:organizations::111111111111:organization/o-abcde12345";
+const OU: &str = "arn:aws:organizations::111111111111:ou/o-abcde12345/ou-ab12-abcdefgh";
+
+const ROOT_POLICY: &str = r#"{
+  "Version": "2012-10-17",
+  "Id": "key-default-1",
+  "Statement": [
+    {
+      "Sid": "Enable IAM User Permissions",
+      "Effect": "Allow",
+      "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+      "Action": "kms:*",
+      "Resource": "*"
+    },
+    {
+      "Sid": "Foreign deny",
+      "Effect": "Deny",
+      "NotPrincipal": {"AWS": ["arn:aws:iam::111111111111:role/admin", "111111111111"]},
+      "Action": "kms:ScheduleKeyDeletion",
+      "Resource": "*",
+      "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "false"}}
+    }
+  ]
+}"#;
+
+fn scope() -> Scope {
+    Scope::new(SOURCE, REGION)
+}
+
+fn spec_text(prune: bool, shares: &str) -> String {
+    format!(
+        r#"
+version: 1
+settings: {{prune: {prune}}}
+accounts:
+  - {{name: factory, id: "{SOURCE}"}}
+  - {{name: prod, id: "{PROD}"}}
+keys:
+  - {{name: golden, account: factory, region: {REGION}, key: alias/golden}}
+images:
+  - account: factory
+    region: {REGION}
+    ids: [{IMAGE}]
+    key: golden
+    share_with:
+{shares}
+"#
+    )
+}
+
+const DEFAULT_SHARES: &str = "
+      - {account: prod, copy: true}
+      - {organization: \"arn:aws:organizations::111111111111:organization/o-abcde12345\"}
+      - {ou: \"arn:aws:organizations::111111111111:ou/o-abcde12345/ou-ab12-abcdefgh\"}";
+
+fn load(text: &str) -> Spec {
+    spec::load_str(Path::new("test.yaml"), text).expect("test spec is valid")
+}
+
+/// A source account holding one image with one snapshot under a customer managed key.
+fn world() -> (MemoryCloud, String) {
+    let cloud = MemoryCloud::new();
+    let arn = cloud.add_key(
+        &scope(),
+        KEY_ID,
+        Some("alias/golden"),
+        KeyManager::Customer,
+        ROOT_POLICY,
+    );
+    let snapshot = Snapshot {
+        id: SNAPSHOT.into(),
+        encrypted: true,
+        kms_key_id: Some(arn.clone()),
+    };
+    cloud.add_image(&scope(), IMAGE, &[snapshot]);
+    (cloud, arn)
+}
+
+async fn plan_for(cloud: &MemoryCloud, spec: &Spec) -> Plan {
+    let observed = observe(cloud, spec).await.expect("observe succeeds");
+    plan(spec, &observed)
+}
+
+fn policy_now(cloud: &MemoryCloud) -> Policy {
+    Policy::parse(&cloud.policy(&scope(), KEY_ID).expect("key exists")).expect("policy parses")
+}
+
+#[tokio::test]
+async fn apply_reaches_declared_state() {
+    let (cloud, _) = world();
+    let spec = load(&spec_text(false, DEFAULT_SHARES));
+    let first = plan_for(&cloud, &spec).await;
+    assert_eq!(first.changes.len(), 3, "{first:#?}");
+    assert!(first.findings.is_empty(), "{:#?}", first.findings);
+
+    let report = apply(&cloud, &first).await;
+    assert!(report.succeeded(), "{report:#?}");
+
+    let launch = cloud.launch_set(&scope(), IMAGE);
+    let expected: BTreeSet<LaunchEntry> = [
+        LaunchEntry::Account(PROD.into()),
+        LaunchEntry::Organization(ORG.into()),
+        LaunchEntry::OrganizationalUnit(OU.into()),
+    ]
+    .into();
+    assert_eq!(launch, expected);
+    assert_eq!(
+        cloud.volume_set(&scope(), SNAPSHOT),
+        BTreeSet::from([PROD.to_owned()])
+    );
+
+    let policy = policy_now(&cloud);
+    let members = policy.managed_members();
+    assert_eq!(
+        members[SID_ACCOUNTS],
+        BTreeSet::from([format!("arn:aws:iam::{PROD}:root")])
+    );
+    assert_eq!(
+        members[SID_ORGANIZATIONS],
+        BTreeSet::from(["o-abcde12345".to_owned()])
+    );
+    assert_eq!(
+        members[SID_OUS],
+        BTreeSet::from(["o-abcde12345/r-ab12/*ou-ab12-abcdefgh/*".to_owned()])
+    );
+    let original = Policy::parse(ROOT_POLICY).unwrap();
+    for statement in original.statements() {
+        assert!(
+            policy.statements().contains(statement),
+            "foreign statement lost: {statement}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn second_apply_makes_no_mutating_call() {
+    let (cloud, _) = world();
+    let spec = load(&spec_text(false, DEFAULT_SHARES));
+    let report = apply(&cloud, &plan_for(&cloud, &spec).await).await;
+    assert!(report.succeeded());
+    assert!(cloud.mutating_calls() > 0);
+
+    cloud.clear_calls();
+    let second = plan_for(&cloud, &spec).await;
+    assert!(second.is_empty(), "{second:#?}");
+    let report = apply(&cloud, &second).await;
+    assert!(report.done.is_empty());
+    assert_eq!(cloud.mutating_calls(), 0, "{:?}", cloud.calls());
+}
+
+#[tokio::test]
+async fn observe_calls_scale_with_images_not_targets() {
+    let (cloud, _) = world();
+    let many: String = (0..40)
+        .map(|i| format!("\n      - {{account: \"{:012}\"}}", 500_000_000_000u64 + i))
+        .collect();
+    let spec = load(&spec_text(false, &many));
+    plan_for(&cloud, &spec).await;
+    let calls = cloud.calls();
+    let count = |op: &str| calls.iter().filter(|c| **c == op).count();
+    assert_eq!(count("DescribeImages"), 1);
+    assert_eq!(count("DescribeSnapshots"), 1);
+    assert_eq!(count("DescribeImageAttribute"), 1);
+    assert_eq!(
+        count("DescribeSnapshotAttribute"),
+        0,
+        "no copy targets, no pruning"
+    );
+    assert_eq!(count("DescribeKey"), 1);
+    assert_eq!(count("GetKeyPolicy"), 1);
+}
+
+#[tokio::test]
+async fn one_modify_call_per_image_and_snapshot() {
+    let (cloud, _) = world();
+    let many: String = (0..40)
+        .map(|i| {
+            format!(
+                "\n      - {{account: \"{:012}\", copy: true}}",
+                500_000_000_000u64 + i
+            )
+        })
+        .collect();
+    let spec = load(&spec_text(false, &many));
+    let report = apply(&cloud, &plan_for(&cloud, &spec).await).await;
+    assert!(report.succeeded());
+    let calls = cloud.calls();
+    let count = |op: &str| calls.iter().filter(|c| **c == op).count();
+    assert_eq!(count("ModifyImageAttribute"), 1);
+    assert_eq!(count("ModifySnapshotAttribute"), 1);
+    assert_eq!(count("PutKeyPolicy"), 1);
+    assert_eq!(cloud.launch_set(&scope(), IMAGE).len(), 40);
+}
+
+#[tokio::test]
+async fn prune_removes_undeclared_account() {
+    let (cloud, _) = world();
+    cloud.set_launch_permissions(&scope(), IMAGE, &[LaunchEntry::Account(STAGING.into())]);
+    let spec = load(&spec_text(true, "      - {account: prod}"));
+    let report = apply(&cloud, &plan_for(&cloud, &spec).await).await;
+    assert!(report.succeeded());
+    assert_eq!(
+        cloud.launch_set(&scope(), IMAGE),
+        BTreeSet::from([LaunchEntry::Account(PROD.into())])
+    );
+}
+
+#[tokio::test]
+async fn without_prune_undeclared_account_is_reported_and_kept() {
+    let (cloud, _) = world();
+    cloud.set_launch_permissions(&scope(), IMAGE, &[LaunchEntry::Account(STAGING.into())]);
+    let spec = load(&spec_text(false, "      - {account: prod}"));
+    let planned = plan_for(&cloud, &spec).await;
+    let warning = planned
+        .findings
+        .iter()
+        .find(|f| f.code == "undeclared-launch-permission")
+        .expect("reported");
+    assert_eq!(warning.severity, Severity::Warning);
+    assert!(warning.message.contains(STAGING));
+    apply(&cloud, &planned).await;
+    let launch = cloud.launch_set(&scope(), IMAGE);
+    assert!(launch.contains(&LaunchEntry::Account(STAGING.into())));
+    assert!(launch.contains(&LaunchEntry::Account(PROD.into())));
+}
+
+#[tokio::test]
+async fn prune_removes_undeclared_volume_permission() {
+    let (cloud, _) = world();
+    cloud.set_volume_permissions(&scope(), SNAPSHOT, &[STAGING]);
+    let spec = load(&spec_text(true, "      - {account: prod}"));
+    apply(&cloud, &plan_for(&cloud, &spec).await).await;
+    assert!(cloud.volume_set(&scope(), SNAPSHOT).is_empty());
+}
+
+#[tokio::test]
+async fn reordered_policy_with_bare_ids_gives_empty_plan() {
+    let (cloud, _) = world();
+    let spec = load(&spec_text(
+        false,
+        "      - {account: prod}\n      - {account: \"333333333333\"}",
+    ));
+    apply(&cloud, &plan_for(&cloud, &spec).await).await;
+    // What KMS might return: statements reordered, bare account ids, single strings.
+    let returned = r#"{"Id":"key-default-1","Version":"2012-10-17","Statement":[
+      {"Resource":"*","Action":["kms:ReEncrypt*","kms:GenerateDataKeyWithoutPlaintext","kms:DescribeKey","kms:Decrypt","kms:CreateGrant"],
+       "Principal":{"AWS":["333333333333","222222222222"]},"Effect":"Allow","Sid":"amishare-accounts"},
+      {"Sid":"Foreign deny","Effect":"Deny","NotPrincipal":{"AWS":["arn:aws:iam::111111111111:root","arn:aws:iam::111111111111:role/admin"]},
+       "Action":["kms:ScheduleKeyDeletion"],"Resource":["*"],"Condition":{"Bool":{"aws:MultiFactorAuthPresent":["false"]}}},
+      {"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"111111111111"},"Action":["kms:*"],"Resource":"*"}
+    ]}"#;
+    cloud.set_policy(&scope(), KEY_ID, returned);
+    let again = plan_for(&cloud, &spec).await;
+    assert!(again.is_empty(), "{again:#?}");
+}
+
+#[tokio::test]
+async fn orphaned_unique_id_is_repaired() {
+    let (cloud, _) = world();
+    let spec = load(&spec_text(false, "      - {account: prod}"));
+    apply(&cloud, &plan_for(&cloud, &spec).await).await;
+    let text = cloud.policy(&scope(), KEY_ID).unwrap().replace(
+        &format!("arn:aws:iam::{PROD}:root"),
+        "AROAEXAMPLEID12345678",
+    );
+    cloud.set_policy(&scope(), KEY_ID, &text);
+
+    let repair = plan_for(&cloud, &spec).await;
+    let Some(Change::KeyPolicy(change)) = repair.changes.first() else {
+        panic!("no key change: {repair:#?}")
+    };
+    assert!(
+        change
+            .removed
+            .contains(&(SID_ACCOUNTS.to_owned(), "AROAEXAMPLEID12345678".to_owned()))
+    );
+    assert!(
+        repair
+            .findings
+            .iter()
+            .any(|f| f.code == "orphaned-principal")
+    );
+    apply(&cloud, &repair).await;
+    let members = policy_now(&cloud).managed_members();
+    assert_eq!(
+        members[SID_ACCOUNTS],
+        BTreeSet::from([format!("arn:aws:iam::{PROD}:root")])
+    );
+    assert!(plan_for(&cloud, &spec).await.is_empty());
+}
+
+#[tokio::test]
+async fn statement_added_after_plan_is_kept() {
+    let (cloud, _) = world();
+    let spec = load(&spec_text(false, "      - {account: prod}"));
+    let planned = plan_for(&cloud, &spec).await;
+    let added = r#"{"Sid":"Added meanwhile","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444444444444:root"},"Action":"kms:Encrypt","Resource":"*"}"#;
+    let text = ROOT_POLICY.replacen("\"Statement\": [", &format!("\"Statement\": [{added},"), 1);
+    cloud.set_policy(&scope(), KEY_ID, &text);
+    assert!(apply(&cloud, &planned).await.succeeded());
+    let policy = policy_now(&cloud);
+    let added: serde_json::Value = serde_json::from_str(added).unwrap();
+    assert!(policy.statements().contains(&added));
+    assert!(policy.managed_members().contains_key(SID_ACCOUNTS));
+}
+
+#[tokio::test]
+async fn aws_managed_snapshot_is_blocked_and_untouched() {
+    let cloud = MemoryCloud::new();
+    cloud.add_key(
+        &scope(),
+        KEY_ID,
+        Some("alias/golden"),
+        KeyManager::Customer,
+        ROOT_POLICY,
+    );
+    let managed = cloud.add_key(
+        &scope(),
+        "99999999-12ab-34cd-56ef-1234567890ab",
+        Some("alias/aws/ebs"),
+        KeyManager::Aws,
+        "{}",
+    );
+    let snapshot = Snapshot {
+        id: SNAPSHOT.into(),
+        encrypted: true,
+        kms_key_id: Some(managed.clone()),
+    };
+    cloud.add_image(&scope(), IMAGE, &[snapshot]);
+    cloud.set_launch_permissions(&scope(), IMAGE, &[LaunchEntry::Account(STAGING.into())]);
+
+    let spec = load(&spec_text(true, "      - {account: prod}"));
+    let planned = plan_for(&cloud, &spec).await;
+    let blocked: Vec<_> = planned.blocked().collect();
+    assert_eq!(blocked.len(), 1, "{planned:#?}");
+    assert_eq!(blocked[0].code, "aws-managed-key");
+    assert!(blocked[0].message.contains(&managed));
+    assert!(
+        planned
+            .changes
+            .iter()
+            .all(|c| !matches!(c, Change::LaunchPermissions(_)))
+    );
+    apply(&cloud, &planned).await;
+    assert_eq!(
+        cloud.launch_set(&scope(), IMAGE),
+        BTreeSet::from([LaunchEntry::Account(STAGING.into())])
+    );
+}
+
+#[tokio::test]
+async fn snapshot_under_other_key_is_blocked() {
+    let cloud = MemoryCloud::new();
+    cloud.add_key(
+        &scope(),
+        KEY_ID,
+        Some("alias/golden"),
+        KeyManager::Customer,
+        ROOT_POLICY,
+    );
+    let other = cloud.add_key(
+        &scope(),
+        "88888888-12ab-34cd-56ef-1234567890ab",
+        Some("alias/other"),
+        KeyManager::Customer,
+        ROOT_POLICY,
+    );
+    cloud.add_image(
+        &scope(),
+        IMAGE,
+        &[Snapshot {
+            id: SNAPSHOT.into(),
+            encrypted: true,
+            kms_key_id: Some(other),
+        }],
+    );
+    let planned = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
+    let codes: Vec<_> = planned.blocked().map(|f| f.code).collect();
+    assert_eq!(codes, ["wrong-key"]);
+}
+
+#[tokio::test]
+async fn disabled_key_blocks_its_images() {
+    for state in ["Disabled", "PendingDeletion"] {
+        let (cloud, _) = world();
+        cloud.set_key_state(&scope(), KEY_ID, state);
+        let planned = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
+        let blocked: Vec<_> = planned.blocked().collect();
+        assert_eq!(blocked.len(), 1, "{state}: {planned:#?}");
+        assert_eq!(blocked[0].code, "key-not-usable");
+        assert!(blocked[0].message.contains(state));
+        assert!(planned.changes.is_empty(), "{state}");
+    }
+}
+
+#[tokio::test]
+async fn missing_image_is_an_error_naming_it() {
+    let cloud = MemoryCloud::new();
+    cloud.add_key(
+        &scope(),
+        KEY_ID,
+        Some("alias/golden"),
+        KeyManager::Customer,
+        ROOT_POLICY,
+    );
+    let err = observe(&cloud, &load(&spec_text(false, "      - {account: prod}")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ObserveError::ImagesNotFound(_)));
+    let message = err.to_string();
+    assert!(message.contains(IMAGE), "{message}");
+    assert!(message.contains(SOURCE), "{message}");
+    assert!(message.contains(REGION), "{message}");
+}
+
+#[tokio::test]
+async fn failed_grant_skips_dependent_additions_then_converges() {
+    let (cloud, _) = world();
+    let spec = load(&spec_text(false, DEFAULT_SHARES));
+    cloud.fail_next("PutKeyPolicy", "KMSInternalException");
+    let report = apply(&cloud, &plan_for(&cloud, &spec).await).await;
+    assert_eq!(report.failed.len(), 1, "{report:#?}");
+    assert_eq!(report.skipped.len(), 2, "{report:#?}");
+    assert!(
+        cloud.launch_set(&scope(), IMAGE).is_empty(),
+        "no target may see an image it cannot use"
+    );
+    assert!(cloud.volume_set(&scope(), SNAPSHOT).is_empty());
+
+    let report = apply(&cloud, &plan_for(&cloud, &spec).await).await;
+    assert!(report.succeeded(), "{report:#?}");
+    assert!(plan_for(&cloud, &spec).await.is_empty());
+}
+
+#[tokio::test]
+async fn removal_order_revokes_key_last() {
+    let (cloud, _) = world();
+    let spec = load(&spec_text(true, "      - {account: prod, copy: true}"));
+    apply(&cloud, &plan_for(&cloud, &spec).await).await;
+    cloud.clear_calls();
+    let empty = load(&spec_text(true, ""));
+    let planned = plan_for(&cloud, &empty).await;
+    assert_eq!(planned.changes.len(), 3, "{planned:#?}");
+    apply(&cloud, &planned).await;
+    let mutating: Vec<_> = cloud
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("Modify") || *c == "PutKeyPolicy")
+        .collect();
+    assert_eq!(
+        mutating,
+        [
+            "ModifyImageAttribute",
+            "ModifySnapshotAttribute",
+            "PutKeyPolicy"
+        ]
+    );
+    assert!(
+        !policy_now(&cloud)
+            .managed_members()
+            .contains_key(SID_ACCOUNTS)
+    );
+}
