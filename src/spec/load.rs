@@ -66,14 +66,17 @@ pub fn parse_str(path: &Path, text: &str) -> Result<(RawSpec, Vec<Diagnostic>), 
 fn structural_error(file: &Path, path: &str, err: &serde_yaml::Error) -> Diagnostic {
     // serde_path_to_error prints `.` for the root.
     let path = if path == "." { "" } else { path };
-    let mut message = err.to_string();
-    // serde_yaml appends " at line L column C" itself; keep it, it points into the file.
-    if message.is_empty() {
-        message = "invalid YAML".to_owned();
-    }
+    // serde_yaml starts some messages with the path itself; it is shown once already.
+    let text = err.to_string();
+    let message = text
+        .strip_prefix(&format!("{path}: "))
+        .unwrap_or(&text)
+        .to_owned();
     let hint = if message.contains("duplicate") {
         "remove one of the two entries"
-    } else if message.contains("tab") {
+    } else if message.contains("missing field") {
+        "add the field; `amishare schema` lists the required fields"
+    } else if message.contains("tab") || message.contains("cannot start any token") {
         "indent with spaces; YAML does not allow tabs for indentation"
     } else if message.contains("invalid type") {
         "check the value's type against `amishare schema`"

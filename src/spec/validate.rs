@@ -60,6 +60,9 @@ struct Validator {
     images: Vec<ImageGroup>,
     /// (account, region, image id) to where it was first selected.
     selected: BTreeMap<(String, String, String), Origin>,
+    /// Names of accounts declared with an invalid id: references to them are not
+    /// reported again.
+    broken_accounts: Vec<String>,
 }
 
 impl Validator {
@@ -174,7 +177,6 @@ impl Validator {
                 }
                 Ok(_) => {}
                 Err(reason) => {
-                    ok = false;
                     self.hinted(
                         "invalid-role-arn",
                         file,
@@ -247,7 +249,7 @@ impl Validator {
 
     fn owner_account(&mut self, file: &Path, path: &str, value: &str) -> Option<String> {
         let found = self.declared_account(value);
-        if found.is_none() {
+        if found.is_none() && !self.broken_accounts.iter().any(|name| name == value) {
             let names: Vec<_> = self
                 .accounts
                 .iter()
@@ -597,6 +599,7 @@ impl Validator {
     ) -> Option<Grantee> {
         let id = match self.declared_account(value) {
             Some(id) => id,
+            None if self.broken_accounts.iter().any(|name| name == value) => return None,
             None => {
                 if let Err(reason) = ids::check_account_id(value) {
                     let message = format!(

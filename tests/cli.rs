@@ -1,0 +1,147 @@
+//! The binary's offline commands: `validate` and `schema`, and spec errors stopping
+//! `plan` and `apply` before any AWS call.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn amishare(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_amishare"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        // Nothing listens on port 9: a command that reached AWS would fail differently.
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("amishare runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn invalid_specs_report_file_path_value_and_fix() {
+    let mut names: Vec<_> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/invalid"))
+            .expect("specs/invalid exists")
+            .map(|e| {
+                e.expect("entry")
+                    .file_name()
+                    .into_string()
+                    .expect("utf-8 name")
+            })
+            .collect();
+    names.sort();
+    assert!(names.len() >= 10, "{names:?}");
+    for name in names {
+        let path = format!("specs/invalid/{name}");
+        let output = amishare(&["validate", &path]);
+        assert_eq!(output.status.code(), Some(1), "{name}");
+        assert!(
+            output.stdout.is_empty(),
+            "{name}: stdout holds {}",
+            text(&output.stdout)
+        );
+        let stderr = text(&output.stderr);
+        let problems: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: ") && l.contains('['))
+            .collect();
+        assert!(!problems.is_empty(), "{name}: {stderr}");
+        for problem in &problems {
+            assert!(
+                problem.starts_with(&format!("error: {path}: ")),
+                "{name}: no file in {problem}"
+            );
+        }
+        assert_eq!(
+            stderr.matches("\n  hint: ").count(),
+            problems.len(),
+            "{name}: a problem has no hint:\n{stderr}"
+        );
+        insta::assert_snapshot!(name.trim_end_matches(".yaml"), stderr);
+    }
+}
+
+#[test]
+fn example_spec_is_valid() {
+    let output = amishare(&["validate", "specs/example.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("valid"));
+}
+
+#[test]
+fn example_spec_points_at_schema() {
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/example.yaml"))
+            .unwrap();
+    let first = example.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        "# yaml-language-server: $schema=../schema/amishare.schema.json"
+    );
+}
+
+#[test]
+fn checked_in_schema_is_current() {
+    let output = amishare(&["schema"]);
+    assert_eq!(output.status.code(), Some(0));
+    let checked_in = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/amishare.schema.json"),
+    )
+    .unwrap();
+    assert!(
+        text(&output.stdout) == checked_in,
+        "schema/amishare.schema.json is stale: run `amishare schema > schema/amishare.schema.json`"
+    );
+}
+
+#[test]
+fn unquoted_account_id_keeps_leading_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zero.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\naccounts:\n  - {name: a, id: 012345678901}\n",
+    )
+    .unwrap();
+    let spec = amishare::spec::load(&[path]).expect("valid");
+    assert_eq!(spec.accounts[0].id, "012345678901");
+}
+
+#[test]
+fn invalid_spec_stops_plan_and_apply_before_aws() {
+    for command in ["plan", "apply"] {
+        let output = amishare(&[command, "specs/invalid/organization-forms.yaml"]);
+        assert_eq!(output.status.code(), Some(1), "{command}");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("nothing was read or changed in AWS"),
+            "{command}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("127.0.0.1:9"),
+            "{command} reached for AWS: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn problems_in_several_files_are_reported_together() {
+    let output = amishare(&[
+        "validate",
+        "specs/invalid/account-id-short.yaml",
+        "specs/invalid/tabs.yaml",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("account-id-short.yaml: accounts[0].id"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("tabs.yaml: accounts"), "{stderr}");
+}
