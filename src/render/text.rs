@@ -12,6 +12,7 @@ use anstyle::{AnsiColor, Style};
 use crate::model::Scope;
 use crate::plan::{Change, Finding, KeyPolicyChange, Plan, Severity};
 use crate::spec::Spec;
+use crate::spec::ids::is_unique_principal_id;
 
 const ADD: Style = AnsiColor::Green.on_default();
 const REMOVE: Style = AnsiColor::Red.on_default();
@@ -168,7 +169,9 @@ fn key_policy(out: &mut String, spec: &Spec, change: &KeyPolicyChange) {
     for sid in &change.drop {
         line(out, 4, REMOVE, '-', &format!("{sid}: whole statement"));
     }
-    let diff = similar::TextDiff::from_lines(&change.before, &change.after);
+    let before = format!("{}\n", change.before);
+    let after = format!("{}\n", change.after);
+    let diff = similar::TextDiff::from_lines(&before, &after);
     let unified = diff
         .unified_diff()
         .context_radius(3)
