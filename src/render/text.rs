@@ -158,13 +158,12 @@ fn key_policy(out: &mut String, spec: &Spec, change: &KeyPolicyChange) {
         );
     }
     for (sid, member) in &change.removed {
-        line(
-            out,
-            4,
-            REMOVE,
-            '-',
-            &format!("{sid}: {member}{}", name_of(spec, &root_account(member))),
-        );
+        let note = if is_unique_principal_id(member) {
+            " (unique id of a deleted principal)".to_owned()
+        } else {
+            name_of(spec, &root_account(member))
+        };
+        line(out, 4, REMOVE, '-', &format!("{sid}: {member}{note}"));
     }
     for sid in &change.drop {
         line(out, 4, REMOVE, '-', &format!("{sid}: whole statement"));
