@@ -1,0 +1,404 @@
+//! End-to-end: the amishare binary against the moto server with our fidelity layer,
+//! through the real AWS SDK. Each test works in its own accounts, so tests share one
+//! server and still run in parallel.
+
+mod rig;
+
+use std::collections::BTreeSet;
+
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, ImageAttributeName, LaunchPermission,
+    LaunchPermissionModifications, SnapshotAttributeName,
+};
+use rig::{REGION, rig, spec_dir};
+
+const MUTATING: [&str; 3] = [
+    "ModifyImageAttribute",
+    "ModifySnapshotAttribute",
+    "PutKeyPolicy",
+];
+const ORG: &str = "arn:aws:organizations::111111111111:organization/o-abcde12345";
+const FOREIGN: &str = r#"{"Sid":"Foreign audit","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:root"},"Action":"kms:DescribeKey","Resource":"*"}"#;
+
+/// A distinct 12-digit account id per test, so tests do not see each other's state.
+fn account(n: u64) -> String {
+    format!("{:012}", 100_000_000_000 + n)
+}
+
+struct World {
+    source: String,
+    target: String,
+    image_id: String,
+    snapshot_id: String,
+    key_id: String,
+    ec2: aws_sdk_ec2::Client,
+    kms: aws_sdk_kms::Client,
+}
+
+/// Seeds a source account with a customer managed key and an image whose snapshot is
+/// under it (or under the account's `aws/ebs` key when `aws_managed`).
+async fn seed(n: u64, aws_managed: bool) -> World {
+    let source = account(n);
+    let config = rig().config(&source).await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let kms = aws_sdk_kms::Client::new(&config);
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Id":"key-default-1","Statement":[{{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{source}:root"}},"Action":"kms:*","Resource":"*"}},{FOREIGN}]}}"#
+    );
+    let key = kms
+        .create_key()
+        .policy(policy)
+        .send()
+        .await
+        .expect("CreateKey");
+    let key_id = key.key_metadata().expect("metadata").key_id().to_owned();
+    kms.create_alias()
+        .alias_name("alias/golden")
+        .target_key_id(&key_id)
+        .send()
+        .await
+        .expect("CreateAlias");
+
+    let mut volume = ec2
+        .create_volume()
+        .availability_zone(format!("{REGION}a"))
+        .size(8)
+        .encrypted(true);
+    if !aws_managed {
+        volume = volume.kms_key_id(&key_id);
+    }
+    let volume = volume.send().await.expect("CreateVolume");
+    let snapshot = ec2
+        .create_snapshot()
+        .volume_id(volume.volume_id().expect("volume id"))
+        .send()
+        .await
+        .expect("CreateSnapshot");
+    let snapshot_id = snapshot.snapshot_id().expect("snapshot id").to_owned();
+    let mapping = BlockDeviceMapping::builder()
+        .device_name("/dev/xvda")
+        .ebs(
+            EbsBlockDevice::builder()
+                .snapshot_id(&snapshot_id)
+                .volume_size(8)
+                .build(),
+        )
+        .build();
+    let image = ec2
+        .register_image()
+        .name(format!("golden-{n}"))
+        .root_device_name("/dev/xvda")
+        .block_device_mappings(mapping)
+        .send()
+        .await
+        .expect("RegisterImage");
+    World {
+        source,
+        target: account(n + 500),
+        image_id: image.image_id().expect("image id").to_owned(),
+        snapshot_id,
+        key_id,
+        ec2,
+        kms,
+    }
+}
+
+impl World {
+    fn spec(&self, prune: bool, shares: &str) -> String {
+        let (source, image) = (&self.source, &self.image_id);
+        format!(
+            "version: 1\nsettings: {{prune: {prune}}}\naccounts:\n  - {{name: factory, id: \"{source}\", role_arn: \"arn:aws:iam::{source}:role/amishare\"}}\n  - {{name: prod, id: \"{}\"}}\nkeys:\n  - {{name: golden, account: factory, region: {REGION}, key: alias/golden}}\nimages:\n  - account: factory\n    region: {REGION}\n    ids: [{image}]\n    key: golden\n    share_with:\n{shares}\n",
+            self.target
+        )
+    }
+
+    fn default_shares(&self) -> String {
+        format!("      - {{account: prod, copy: true}}\n      - {{organization: \"{ORG}\"}}")
+    }
+
+    async fn launch(&self) -> BTreeSet<String> {
+        let output = self
+            .ec2
+            .describe_image_attribute()
+            .image_id(&self.image_id)
+            .attribute(ImageAttributeName::LaunchPermission)
+            .send()
+            .await
+            .expect("DescribeImageAttribute");
+        output
+            .launch_permissions()
+            .iter()
+            .map(|p| {
+                p.user_id()
+                    .or(p.organization_arn())
+                    .or(p.organizational_unit_arn())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| "all".to_owned())
+            })
+            .collect()
+    }
+
+    async fn volume_users(&self) -> BTreeSet<String> {
+        let output = self
+            .ec2
+            .describe_snapshot_attribute()
+            .snapshot_id(&self.snapshot_id)
+            .attribute(SnapshotAttributeName::CreateVolumePermission)
+            .send()
+            .await
+            .expect("DescribeSnapshotAttribute");
+        output
+            .create_volume_permissions()
+            .iter()
+            .filter_map(|p| p.user_id().map(str::to_owned))
+            .collect()
+    }
+
+    async fn policy(&self) -> serde_json::Value {
+        let output = self
+            .kms
+            .get_key_policy()
+            .key_id(&self.key_id)
+            .policy_name("default")
+            .send()
+            .await
+            .expect("GetKeyPolicy");
+        serde_json::from_str(output.policy().expect("policy")).expect("policy is JSON")
+    }
+
+    async fn add_launch(&self, account: &str) {
+        let add = LaunchPermissionModifications::builder()
+            .add(LaunchPermission::builder().user_id(account).build())
+            .build();
+        self.ec2
+            .modify_image_attribute()
+            .image_id(&self.image_id)
+            .launch_permission(add)
+            .send()
+            .await
+            .expect("ModifyImageAttribute");
+    }
+
+    fn mutating_calls(&self) -> usize {
+        rig()
+            .calls(&self.source)
+            .iter()
+            .filter(|c| MUTATING.contains(&c.as_str()))
+            .count()
+    }
+}
+
+fn out(output: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn statements(policy: &serde_json::Value) -> Vec<serde_json::Value> {
+    policy["Statement"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn plan_apply_plan_converges() {
+    let world = seed(1, false).await;
+    let (dir, spec) = spec_dir(&world.spec(false, &world.default_shares()));
+    let spec = spec.to_str().unwrap();
+
+    let plan = rig().amishare(dir.path(), &["plan", spec, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", out(&plan));
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains(&format!(
+            "+ launch permission: account {} (prod)",
+            world.target
+        )),
+        "{}",
+        out(&plan)
+    );
+    assert!(text.contains("~ key policy of `golden`"), "{}", out(&plan));
+
+    let apply = rig().amishare(dir.path(), &["apply", spec]);
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+    assert!(
+        String::from_utf8_lossy(&apply.stdout).contains("Converged"),
+        "{}",
+        out(&apply)
+    );
+
+    assert_eq!(
+        world.launch().await,
+        BTreeSet::from([world.target.clone(), ORG.to_owned()])
+    );
+    assert_eq!(
+        world.volume_users().await,
+        BTreeSet::from([world.target.clone()])
+    );
+    let policy = world.policy().await;
+    let sids: BTreeSet<String> = statements(&policy)
+        .iter()
+        .filter_map(|s| s["Sid"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        sids.contains("amishare-accounts") && sids.contains("amishare-organizations"),
+        "{policy:#}"
+    );
+    let foreign: serde_json::Value = serde_json::from_str(FOREIGN).unwrap();
+    assert!(
+        statements(&policy).contains(&foreign),
+        "foreign statement changed: {policy:#}"
+    );
+
+    let again = rig().amishare(dir.path(), &["plan", spec, "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", out(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("No changes"),
+        "{}",
+        out(&again)
+    );
+}
+
+#[tokio::test]
+async fn second_apply_makes_no_mutating_call() {
+    let world = seed(2, false).await;
+    let (dir, spec) = spec_dir(&world.spec(false, &world.default_shares()));
+    let spec = spec.to_str().unwrap();
+    let first = rig().amishare(dir.path(), &["apply", spec]);
+    assert_eq!(first.status.code(), Some(0), "{}", out(&first));
+    let after_first = world.mutating_calls();
+    assert!(
+        after_first >= 3,
+        "the first apply made {after_first} mutating calls"
+    );
+
+    let second = rig().amishare(dir.path(), &["apply", spec]);
+    assert_eq!(second.status.code(), Some(0), "{}", out(&second));
+    assert_eq!(
+        world.mutating_calls(),
+        after_first,
+        "{:?}",
+        rig().calls(&world.source)
+    );
+}
+
+#[tokio::test]
+async fn target_account_sees_shared_image() {
+    let world = seed(3, false).await;
+    let (dir, spec) = spec_dir(&world.spec(false, &world.default_shares()));
+    let apply = rig().amishare(dir.path(), &["apply", spec.to_str().unwrap()]);
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+    let target = aws_sdk_ec2::Client::new(&rig().config(&world.target).await);
+    let seen = target
+        .describe_images()
+        .image_ids(&world.image_id)
+        .send()
+        .await
+        .expect("DescribeImages as target");
+    assert_eq!(seen.images().len(), 1);
+}
+
+#[tokio::test]
+async fn prune_removes_undeclared_account() {
+    let world = seed(4, false).await;
+    let stray = account(904);
+    world.add_launch(&stray).await;
+    let (dir, spec) = spec_dir(&world.spec(true, "      - {account: prod}"));
+    let apply = rig().amishare(dir.path(), &["apply", spec.to_str().unwrap()]);
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+    assert!(
+        String::from_utf8_lossy(&apply.stdout)
+            .contains(&format!("- launch permission: account {stray}")),
+        "{}",
+        out(&apply)
+    );
+    assert_eq!(world.launch().await, BTreeSet::from([world.target.clone()]));
+}
+
+#[tokio::test]
+async fn without_prune_undeclared_account_is_kept() {
+    let world = seed(5, false).await;
+    let stray = account(905);
+    world.add_launch(&stray).await;
+    let (dir, spec) = spec_dir(&world.spec(false, "      - {account: prod}"));
+    let spec = spec.to_str().unwrap();
+    let apply = rig().amishare(dir.path(), &["apply", spec]);
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+    assert_eq!(
+        world.launch().await,
+        BTreeSet::from([world.target.clone(), stray.clone()])
+    );
+    let plan = rig().amishare(dir.path(), &["plan", spec, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", out(&plan));
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains(&format!(
+            "account {stray} is not declared; kept because pruning is off"
+        )),
+        "{}",
+        out(&plan)
+    );
+}
+
+#[tokio::test]
+async fn aws_managed_image_is_blocked_and_untouched() {
+    let world = seed(6, true).await;
+    let stray = account(906);
+    world.add_launch(&stray).await;
+    let (dir, spec) = spec_dir(&world.spec(true, "      - {account: prod}"));
+    let spec = spec.to_str().unwrap();
+    let plan = rig().amishare(dir.path(), &["plan", spec]);
+    assert_eq!(plan.status.code(), Some(1), "{}", out(&plan));
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains("[aws-managed-key]"), "{}", out(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stderr).contains("blocked"),
+        "{}",
+        out(&plan)
+    );
+
+    let apply = rig().amishare(dir.path(), &["apply", spec, "--allow-blocked"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+    assert_eq!(world.launch().await, BTreeSet::from([stray]));
+}
+
+#[tokio::test]
+async fn missing_image_exits_one_naming_it() {
+    let mut world = seed(7, false).await;
+    world.image_id = "ami-0000000000000dead".to_owned();
+    let (dir, spec) = spec_dir(&world.spec(false, "      - {account: prod}"));
+    let plan = rig().amishare(
+        dir.path(),
+        &["plan", spec.to_str().unwrap(), "--detailed-exitcode"],
+    );
+    assert_eq!(plan.status.code(), Some(1), "{}", out(&plan));
+    let stderr = String::from_utf8_lossy(&plan.stderr);
+    assert!(
+        stderr.contains("ami-0000000000000dead")
+            && stderr.contains(&world.source)
+            && stderr.contains(REGION),
+        "{}",
+        out(&plan)
+    );
+}
+
+#[tokio::test]
+async fn ambient_credentials_in_wrong_account_are_rejected() {
+    let world = seed(8, false).await;
+    let text = world.spec(false, "      - {account: prod}").replace(
+        &format!(
+            ", role_arn: \"arn:aws:iam::{}:role/amishare\"",
+            world.source
+        ),
+        "",
+    );
+    let (dir, spec) = spec_dir(&text);
+    let plan = rig().amishare(dir.path(), &["plan", spec.to_str().unwrap()]);
+    assert_eq!(plan.status.code(), Some(1), "{}", out(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stderr).contains("declares no `role_arn`"),
+        "{}",
+        out(&plan)
+    );
+}
