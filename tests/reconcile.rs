@@ -481,3 +481,37 @@ async fn removal_order_revokes_key_last() {
             .contains_key(SID_ACCOUNTS)
     );
 }
+
+#[tokio::test]
+async fn reads_run_concurrently_within_the_bound() {
+    let cloud = MemoryCloud::new().with_latency(std::time::Duration::from_millis(5));
+    let arn = cloud.add_key(
+        &scope(),
+        KEY_ID,
+        Some("alias/golden"),
+        KeyManager::Customer,
+        ROOT_POLICY,
+    );
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let id = format!("ami-{i:017x}");
+        let snapshot = Snapshot {
+            id: format!("snap-{i:017x}"),
+            encrypted: true,
+            kms_key_id: Some(arn.clone()),
+        };
+        cloud.add_image(&scope(), &id, &[snapshot]);
+        ids.push(id);
+    }
+    let text = spec_text(false, "      - {account: prod, copy: true}").replace(
+        &format!("ids: [{IMAGE}]"),
+        &format!("ids: [{}]", ids.join(", ")),
+    );
+    plan_for(&cloud, &load(&text)).await;
+    let peak = cloud.max_in_flight();
+    assert!(peak > 1, "reads ran one at a time");
+    assert!(
+        peak <= amishare::observe::MAX_CALLS_IN_FLIGHT,
+        "{peak} calls in flight"
+    );
+}

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -37,6 +39,19 @@ pub struct MemoryCloud {
     world: Mutex<World>,
     calls: Mutex<Vec<&'static str>>,
     faults: Mutex<VecDeque<Fault>>,
+    /// Time each call takes, to model a remote service.
+    latency: Duration,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// Counts a call as in flight until dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Operations that change state.
@@ -56,6 +71,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl MemoryCloud {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes every call take `latency` before it answers.
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// The largest number of calls that were in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Adds a key and returns its ARN.
@@ -188,7 +214,13 @@ impl MemoryCloud {
         });
     }
 
-    fn enter(&self, operation: &'static str, scope: &Scope) -> AwsResult<()> {
+    async fn enter(&self, operation: &'static str, scope: &Scope) -> AwsResult<()> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let _in_flight = InFlight(&self.in_flight);
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
         lock(&self.calls).push(operation);
         let mut faults = lock(&self.faults);
         if let Some(i) = faults.iter().position(|f| f.operation == operation) {
@@ -224,7 +256,7 @@ fn not_found(operation: &'static str, scope: &Scope, code: &str, what: &str) -> 
 #[async_trait]
 impl Cloud for MemoryCloud {
     async fn describe_images(&self, scope: &Scope, ids: &[String]) -> AwsResult<Vec<Image>> {
-        self.enter("DescribeImages", scope)?;
+        self.enter("DescribeImages", scope).await?;
         let world = lock(&self.world);
         Ok(ids
             .iter()
@@ -238,7 +270,7 @@ impl Cloud for MemoryCloud {
     }
 
     async fn describe_snapshots(&self, scope: &Scope, ids: &[String]) -> AwsResult<Vec<Snapshot>> {
-        self.enter("DescribeSnapshots", scope)?;
+        self.enter("DescribeSnapshots", scope).await?;
         let world = lock(&self.world);
         Ok(ids
             .iter()
@@ -257,7 +289,7 @@ impl Cloud for MemoryCloud {
         image_id: &str,
     ) -> AwsResult<Vec<LaunchEntry>> {
         const OP: &str = "DescribeImageAttribute";
-        self.enter(OP, scope)?;
+        self.enter(OP, scope).await?;
         let world = lock(&self.world);
         let (_, launch) = world
             .images
@@ -272,7 +304,7 @@ impl Cloud for MemoryCloud {
         snapshot_id: &str,
     ) -> AwsResult<Vec<String>> {
         const OP: &str = "DescribeSnapshotAttribute";
-        self.enter(OP, scope)?;
+        self.enter(OP, scope).await?;
         let world = lock(&self.world);
         let (_, users) = world
             .snapshots
@@ -283,7 +315,7 @@ impl Cloud for MemoryCloud {
 
     async fn describe_key(&self, scope: &Scope, key: &str) -> AwsResult<KeyMetadata> {
         const OP: &str = "DescribeKey";
-        self.enter(OP, scope)?;
+        self.enter(OP, scope).await?;
         // A key ARN names its own account and region, wherever the call is made from.
         let target = match key
             .strip_prefix("arn:aws:kms:")
@@ -300,7 +332,7 @@ impl Cloud for MemoryCloud {
 
     async fn get_key_policy(&self, scope: &Scope, key_id: &str) -> AwsResult<String> {
         const OP: &str = "GetKeyPolicy";
-        self.enter(OP, scope)?;
+        self.enter(OP, scope).await?;
         let mut world = lock(&self.world);
         let key = find_key_mut(&mut world, scope, key_id)
             .ok_or_else(|| not_found(OP, scope, "NotFoundException", key_id))?;
@@ -315,7 +347,7 @@ impl Cloud for MemoryCloud {
         remove: &[LaunchEntry],
     ) -> AwsResult<()> {
         const OP: &str = "ModifyImageAttribute";
-        self.enter(OP, scope)?;
+        self.enter(OP, scope).await?;
         let mut world = lock(&self.world);
         let (_, launch) = world
             .images
@@ -336,7 +368,7 @@ impl Cloud for MemoryCloud {
         remove: &[String],
     ) -> AwsResult<()> {
         const OP: &str = "ModifySnapshotAttribute";
-        self.enter(OP, scope)?;
+        self.enter(OP, scope).await?;
         let mut world = lock(&self.world);
         let (_, users) = world
             .snapshots
@@ -351,7 +383,7 @@ impl Cloud for MemoryCloud {
 
     async fn put_key_policy(&self, scope: &Scope, key_id: &str, policy: &str) -> AwsResult<()> {
         const OP: &str = "PutKeyPolicy";
-        self.enter(OP, scope)?;
+        self.enter(OP, scope).await?;
         if serde_json::from_str::<serde_json::Value>(policy).is_err() {
             return Err(AwsError {
                 operation: OP,
