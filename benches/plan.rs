@@ -5,6 +5,8 @@
 //! show that calls grow with images and snapshots, never with images times targets, and
 //! how much concurrency hides latency.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;

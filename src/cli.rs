@@ -146,11 +146,13 @@ async fn run(command: Command) -> Result<u8, CliError> {
         Command::Validate { specs } => {
             let spec = load(&specs)?;
             println!(
-                "{} valid: {} account(s), {} key(s), {} image group(s)",
-                specs.len(),
+                "valid: {} account{}, {} key{}, {} image group{}",
                 spec.accounts.len(),
+                plural(spec.accounts.len()),
                 spec.keys.len(),
-                spec.images.len()
+                plural(spec.keys.len()),
+                spec.images.len(),
+                plural(spec.images.len()),
             );
             Ok(EXIT_OK)
         }
@@ -257,4 +259,8 @@ fn print_report(report: &apply::ApplyReport) {
     for (step, reason) in &report.skipped {
         println!("skipped: {step}: {reason}");
     }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

@@ -251,10 +251,10 @@ impl Observer<'_> {
         let mut others: BTreeMap<String, Scope> = BTreeMap::new();
         for ((scope, _), image) in &observed.images {
             for snapshot in &image.snapshots {
-                if let Some(arn) = &snapshot.snapshot.kms_key_id {
-                    if !declared.contains(arn.as_str()) {
-                        others.entry(arn.clone()).or_insert_with(|| scope.clone());
-                    }
+                if let Some(arn) = &snapshot.snapshot.kms_key_id
+                    && !declared.contains(arn.as_str())
+                {
+                    others.entry(arn.clone()).or_insert_with(|| scope.clone());
                 }
             }
         }

@@ -516,10 +516,11 @@ impl Planner<'_> {
     }
 }
 
-fn member_changes(
-    current: &Members,
-    target: &Members,
-) -> (Vec<(String, String)>, Vec<(String, String)>) {
+/// A `(sid, member)` pair of a managed statement.
+type MemberEntry = (String, String);
+
+/// The members `target` adds to and removes from `current`.
+fn member_changes(current: &Members, target: &Members) -> (Vec<MemberEntry>, Vec<MemberEntry>) {
     let empty = BTreeSet::new();
     let sids: BTreeSet<&String> = current.keys().chain(target.keys()).collect();
     let mut added = Vec::new();

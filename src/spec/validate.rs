@@ -324,20 +324,19 @@ impl Validator {
             }),
             Some(account),
         ) = (&form, &account)
+            && (region != &raw.region || arn_account != account)
         {
-            if region != &raw.region || arn_account != account {
-                let message = format!(
-                    "key ARN `{}` names account `{arn_account}` in `{region}`, but the key is declared in account `{account}` in `{}`",
-                    raw.key, raw.region
-                );
-                self.hinted(
-                    "key-location-mismatch",
-                    file,
-                    &reference_path,
-                    message,
-                    "make `account` and `region` match the ARN",
-                );
-            }
+            let message = format!(
+                "key ARN `{}` names account `{arn_account}` in `{region}`, but the key is declared in account `{account}` in `{}`",
+                raw.key, raw.region
+            );
+            self.hinted(
+                "key-location-mismatch",
+                file,
+                &reference_path,
+                message,
+                "make `account` and `region` match the ARN",
+            );
         }
         if let Some((_, first)) = self.keys.iter().find(|(k, _)| k.name == raw.name) {
             let message = format!(

@@ -16,7 +16,8 @@ pub const REGION: &str = "us-east-1";
 
 pub struct Rig {
     pub url: String,
-    // Kept so the ready file's directory lives as long as the server.
+    // Kept for as long as the tests run; the server stops itself once they have exited.
+    _server: std::process::Child,
     _dir: tempfile::TempDir,
 }
 
@@ -56,6 +57,7 @@ fn start() -> Rig {
         if let Ok(url) = std::fs::read_to_string(&ready) {
             return Rig {
                 url: url.trim().to_owned(),
+                _server: child,
                 _dir: dir,
             };
         }
