@@ -206,6 +206,7 @@ async fn plan_apply_plan_converges() {
     let world = seed(1, false).await;
     let (dir, spec) = spec_dir(&world.spec(false, &world.default_shares()));
     let spec = spec.to_str().unwrap();
+    let before = world.policy().await;
 
     let plan = rig().amishare(dir.path(), &["plan", spec, "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(2), "{}", out(&plan));
@@ -406,4 +407,42 @@ async fn ambient_credentials_in_wrong_account_are_rejected() {
         "{}",
         out(&plan)
     );
+}
+
+#[tokio::test]
+async fn policy_returned_reordered_gives_empty_plan() {
+    let world = seed(9, false).await;
+    let (dir, spec) = spec_dir(&world.spec(
+        false,
+        "      - {account: prod}\n      - {account: \"100000000777\"}",
+    ));
+    let spec = spec.to_str().unwrap();
+    let apply = rig().amishare(dir.path(), &["apply", spec]);
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+
+    // The same policy as KMS may return it: statements and lists reordered, bare
+    // account ids, single strings in place of one-element lists.
+    let mut policy = world.policy().await;
+    let list = policy["Statement"].as_array_mut().unwrap();
+    list.reverse();
+    for statement in list.iter_mut() {
+        if statement["Sid"] == "amishare-accounts" {
+            statement["Principal"]["AWS"] = serde_json::json!(["100000000777", world.target]);
+            statement["Action"].as_array_mut().unwrap().reverse();
+            statement["Resource"] = serde_json::json!(["*"]);
+        }
+    }
+    let text = policy.to_string();
+    world
+        .kms
+        .put_key_policy()
+        .key_id(&world.key_id)
+        .policy_name("default")
+        .policy(text)
+        .send()
+        .await
+        .expect("PutKeyPolicy");
+
+    let plan = rig().amishare(dir.path(), &["plan", spec, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", out(&plan));
 }
