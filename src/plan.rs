@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{KeyManager, LaunchEntry, Scope};
 use crate::observe::{Observed, ObservedImage, ObservedKey};
@@ -11,7 +11,7 @@ use crate::policy::{self, Members, Policy};
 use crate::spec::{Grantee, ImageGroup, Spec};
 
 /// What `apply` would do, and why some of it cannot be done.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Plan {
     pub changes: Vec<Change>,
     pub findings: Vec<Finding>,
@@ -30,7 +30,7 @@ impl Plan {
 }
 
 /// One change to live state.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
     KeyPolicy(KeyPolicyChange),
@@ -49,7 +49,7 @@ impl Change {
 }
 
 /// A rewrite of the `amishare-` statements of one key policy.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeyPolicyChange {
     pub scope: Scope,
     pub key_name: String,
@@ -69,7 +69,7 @@ pub struct KeyPolicyChange {
 }
 
 /// createVolumePermission accounts to add to and remove from one snapshot.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VolumeChange {
     pub scope: Scope,
     pub image_id: String,
@@ -81,7 +81,7 @@ pub struct VolumeChange {
 }
 
 /// launchPermission entries to add to and remove from one image.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LaunchChange {
     pub scope: Scope,
     pub image_id: String,
@@ -91,7 +91,7 @@ pub struct LaunchChange {
     pub remove: Vec<LaunchEntry>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// A declared change that cannot be made until the user acts.
@@ -103,11 +103,11 @@ pub enum Severity {
 }
 
 /// Something the plan found that is not a change.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     pub severity: Severity,
     /// Stable kebab-case identifier, such as `aws-managed-key`.
-    pub code: &'static str,
+    pub code: String,
     pub scope: Scope,
     /// The image, snapshot or key the finding is about.
     pub resource: String,
@@ -170,7 +170,7 @@ impl Planner<'_> {
     ) {
         self.plan.findings.push(Finding {
             severity,
-            code,
+            code: code.to_owned(),
             scope: scope.clone(),
             resource: resource.to_owned(),
             message,

@@ -395,7 +395,7 @@ async fn snapshot_under_other_key_is_blocked() {
         }],
     );
     let planned = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
-    let codes: Vec<_> = planned.blocked().map(|f| f.code).collect();
+    let codes: Vec<_> = planned.blocked().map(|f| f.code.as_str()).collect();
     assert_eq!(codes, ["wrong-key"]);
 }
 
