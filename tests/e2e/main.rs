@@ -252,10 +252,6 @@ async fn plan_apply_plan_converges() {
             "statement changed: {statement:#}"
         );
     }
-    assert!(
-        statements(&policy).contains(&foreign),
-        "foreign statement changed: {policy:#}"
-    );
 
     let again = rig().amishare(dir.path(), &["plan", spec, "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", out(&again));
