@@ -64,7 +64,23 @@ pub struct ImageGroup {
     pub image_ids: Vec<String>,
     /// Name of the key every snapshot must be under; `None` for unencrypted images.
     pub key: Option<String>,
+    /// Whether an image not under `key` is shared through a copy re-encrypted under it.
+    pub reencrypt: bool,
+    /// Template for the names of copies; see [`raw::RawImage::copy_name`].
+    pub copy_name: String,
+    pub replicas: Vec<Replica>,
     pub targets: Vec<Target>,
+}
+
+/// Default template for the names of copies.
+pub const DEFAULT_COPY_NAME: &str = "{name}-{key}";
+
+/// A copy of an image group in another region, under a key of that region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replica {
+    pub region: String,
+    /// Logical name of the replica's key.
+    pub key: String,
 }
 
 /// One principal an image group is shared with.
@@ -73,6 +89,10 @@ pub struct Target {
     pub grantee: Grantee,
     /// Whether the target may also copy the images (accounts only).
     pub copy: bool,
+    /// Key ARN of the target's own key: share a copy under it in place of the image.
+    pub copy_under: Option<String>,
+    /// Key ARN of the target's own key: the target keeps its own copy under it.
+    pub keep_copy_under: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -86,9 +86,32 @@ pub struct RawImage {
     /// encrypted under. Leave it out for unencrypted images.
     #[serde(default)]
     pub key: Option<String>,
+    /// When a snapshot is not under `key` (an AWS managed key, another key, or none),
+    /// share a copy re-encrypted under `key` in place of the image. Off by default, when
+    /// such an image is reported as blocked.
+    #[serde(default)]
+    pub reencrypt: bool,
+    /// Name of each copy amishare makes of these images. `{name}` is the source image's
+    /// name, `{id}` its id, `{region}` the copy's region and `{key}` the key's logical
+    /// name or id. Default: `{name}-{key}`.
+    #[serde(default)]
+    pub copy_name: Option<String>,
+    /// Copies of the images in other regions, each shared like the images themselves.
+    #[serde(default)]
+    pub replicas: Vec<RawReplica>,
     /// Principals the images are shared with.
     #[serde(default)]
     pub share_with: Vec<RawShare>,
+}
+
+/// A copy of an image group in another region of the same account.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawReplica {
+    /// The replica's region.
+    pub region: String,
+    /// Logical name of a key (from `keys`) in that region to encrypt the replica under.
+    pub key: String,
 }
 
 /// One principal an image is shared with. Set exactly one of `account`, `organization`,
@@ -113,4 +136,14 @@ pub struct RawShare {
     /// Accounts only, because createVolumePermission takes account ids only.
     #[serde(default)]
     pub copy: bool,
+    /// Share a copy encrypted under this key of the target account in place of the
+    /// image: a key ARN (`arn:aws:kms:REGION:ACCOUNT_ID:key/KEY_ID`). The source account
+    /// makes the copy, so the key's policy must let the source account use it.
+    #[serde(default)]
+    pub copy_under: Option<String>,
+    /// The target keeps its own copy of the image under this key of its own account (a
+    /// key ARN), made with the target's credentials, so the copy keeps working whatever
+    /// happens to the source's key. The target account needs a `role_arn`.
+    #[serde(default)]
+    pub keep_copy_under: Option<String>,
 }

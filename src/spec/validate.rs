@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 
 use super::diagnostic::Diagnostic;
 use super::ids::{self, KeyForm};
-use super::raw::{RawAccount, RawImage, RawKey, RawShare, RawSpec};
-use super::{Account, AssumeRole, Grantee, ImageGroup, Key, Settings, Spec, Target};
+use super::raw::{RawAccount, RawImage, RawKey, RawReplica, RawShare, RawSpec};
+use super::{
+    Account, AssumeRole, DEFAULT_COPY_NAME, Grantee, ImageGroup, Key, Replica, Settings, Spec,
+    Target,
+};
 
 const VERSION: u32 = 1;
 
@@ -408,6 +411,21 @@ impl Validator {
         if let Some(key_name) = &raw.key {
             self.image_key(file, path, key_name, &raw.region);
         }
+        if raw.reencrypt && raw.key.is_none() {
+            self.hinted(
+                "reencrypt-needs-key",
+                file,
+                &format!("{path}.reencrypt"),
+                "`reencrypt: true` is set but `key` is not".into(),
+                "name the customer managed key the copies are encrypted under in `key`",
+            );
+        }
+        let copy_name = raw
+            .copy_name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_COPY_NAME.to_owned());
+        self.copy_name(file, &format!("{path}.copy_name"), &copy_name);
+        let replicas = self.replicas(file, path, &raw.replicas, &raw.region);
         let targets = self.targets(file, path, raw, account.as_deref());
         if let (Some(account), true) = (account, region_ok) {
             self.images.push(ImageGroup {
@@ -416,8 +434,117 @@ impl Validator {
                 region: raw.region.clone(),
                 image_ids: raw.ids.clone(),
                 key: raw.key.clone(),
+                reencrypt: raw.reencrypt,
+                copy_name,
+                replicas,
                 targets,
             });
+        }
+    }
+
+    fn copy_name(&mut self, file: &Path, path: &str, template: &str) {
+        let mut rest = template;
+        while let Some(start) = rest.find('{') {
+            let Some(end) = rest[start..].find('}') else {
+                break;
+            };
+            let placeholder = &rest[start..start + end + 1];
+            if !["{name}", "{id}", "{region}", "{key}"].contains(&placeholder) {
+                self.hinted(
+                    "invalid-copy-name",
+                    file,
+                    path,
+                    format!("unknown placeholder `{placeholder}` in copy name `{template}`"),
+                    "use `{name}`, `{id}`, `{region}` and `{key}`",
+                );
+            }
+            rest = &rest[start + end + 1..];
+        }
+        if template.trim().is_empty() {
+            self.hinted(
+                "invalid-copy-name",
+                file,
+                path,
+                "copy name is empty".into(),
+                "leave `copy_name` out for the default `{name}-{key}`",
+            );
+        }
+    }
+
+    fn replicas(
+        &mut self,
+        file: &Path,
+        path: &str,
+        raw: &[RawReplica],
+        image_region: &str,
+    ) -> Vec<Replica> {
+        let mut replicas: Vec<Replica> = Vec::new();
+        for (i, replica) in raw.iter().enumerate() {
+            let replica_path = format!("{path}.replicas[{i}]");
+            if !self.region(file, &format!("{replica_path}.region"), &replica.region) {
+                continue;
+            }
+            if replica.region == image_region {
+                self.hinted(
+                    "replica-in-own-region",
+                    file,
+                    &format!("{replica_path}.region"),
+                    format!("the images are in `{}` already", replica.region),
+                    "name another region, or use `reencrypt` for a copy in this region",
+                );
+                continue;
+            }
+            if replicas.iter().any(|r| r.region == replica.region) {
+                self.hinted(
+                    "duplicate-replica",
+                    file,
+                    &format!("{replica_path}.region"),
+                    format!("region `{}` is listed twice", replica.region),
+                    "list each replica region once",
+                );
+                continue;
+            }
+            self.image_key(file, &replica_path, &replica.key, &replica.region);
+            replicas.push(Replica {
+                region: replica.region.clone(),
+                key: replica.key.clone(),
+            });
+        }
+        replicas
+    }
+
+    /// Checks a key ARN of the target's own key, as `copy_under` and `keep_copy_under`
+    /// require: a key ARN in the target account and the images' region.
+    fn target_key(
+        &mut self,
+        file: &Path,
+        path: &str,
+        value: &str,
+        target: &str,
+        region: &str,
+    ) -> bool {
+        let expected = format!("arn:aws:kms:{region}:{target}:key/KEY_ID");
+        match ids::parse_key_reference(value) {
+            Ok(KeyForm::Arn {
+                region: arn_region,
+                account,
+            }) if value.contains(":key/") => {
+                if account != target || arn_region != region {
+                    self.hinted(
+                        "target-key-mismatch",
+                        file,
+                        path,
+                        format!("key `{value}` is not a key of account `{target}` in `{region}`"),
+                        &format!("name a key the target owns in the images' region: `{expected}`"),
+                    );
+                    return false;
+                }
+                true
+            }
+            _ => {
+                self.hinted("key-arn-required", file, path, format!("`{value}` is not a key ARN"), &format!("a key of another account is named by its key ARN, such as `{expected}`; aliases and key ids only work within their own account"));
+                false
+            }
         }
     }
 
@@ -470,7 +597,7 @@ impl Validator {
         let mut targets: Vec<Target> = Vec::new();
         for (i, share) in raw.share_with.iter().enumerate() {
             let share_path = format!("{path}.share_with[{i}]");
-            let Some(target) = self.target(file, &share_path, share, owner) else {
+            let Some(target) = self.target(file, &share_path, share, owner, &raw.region) else {
                 continue;
             };
             if targets.iter().any(|t| t.grantee == target.grantee) {
@@ -494,6 +621,7 @@ impl Validator {
         path: &str,
         share: &RawShare,
         owner: Option<&str>,
+        region: &str,
     ) -> Option<Target> {
         let given = [
             share.account.is_some(),
@@ -583,10 +711,57 @@ impl Validator {
             );
             return None;
         }
+        let copy_keys = self.copy_keys(file, path, share, &grantee, region)?;
         Some(Target {
             grantee,
             copy: share.copy,
+            copy_under: copy_keys.0,
+            keep_copy_under: copy_keys.1,
         })
+    }
+
+    /// Checks `copy_under` and `keep_copy_under`; `None` when either is invalid.
+    fn copy_keys(
+        &mut self,
+        file: &Path,
+        path: &str,
+        share: &RawShare,
+        grantee: &Grantee,
+        region: &str,
+    ) -> Option<(Option<String>, Option<String>)> {
+        if share.copy_under.is_none() && share.keep_copy_under.is_none() {
+            return Some((None, None));
+        }
+        let Grantee::Account(target) = grantee else {
+            self.hinted("copy-key-needs-account", file, path, format!("`copy_under` and `keep_copy_under` are set for {}", describe(grantee)), "a copy under a target's key is made for one account; list each account as its own entry");
+            return None;
+        };
+        if share.copy_under.is_some() && share.keep_copy_under.is_some() {
+            self.hinted("conflicting-copy-keys", file, path, "both `copy_under` and `keep_copy_under` are set".into(), "share a copy made by the source (`copy_under`) or let the target keep its own (`keep_copy_under`), not both");
+            return None;
+        }
+        let mut ok = true;
+        if let Some(arn) = &share.copy_under {
+            ok &= self.target_key(file, &format!("{path}.copy_under"), arn, target, region);
+        }
+        if let Some(arn) = &share.keep_copy_under {
+            ok &= self.target_key(
+                file,
+                &format!("{path}.keep_copy_under"),
+                arn,
+                target,
+                region,
+            );
+            let has_role = self
+                .accounts
+                .iter()
+                .any(|(a, _)| &a.id == target && a.role.is_some());
+            if !has_role {
+                self.hinted("keep-copy-needs-role", file, &format!("{path}.keep_copy_under"), format!("account `{target}` makes its own copy, but it is not declared with a `role_arn`"), "declare the account under `accounts` with a role amishare can assume in it");
+                ok = false;
+            }
+        }
+        ok.then(|| (share.copy_under.clone(), share.keep_copy_under.clone()))
     }
 
     fn account_grantee(
