@@ -20,6 +20,7 @@ from . import (
     image_snapshots,
     key_policy_validation,
     launch_permission_modifications,
+    pagination,
     shared_image_visibility,
     snapshot_permission_modifications,
 )
@@ -38,6 +39,7 @@ PATCHES = [
     snapshot_permission_modifications,
     aws_managed_key_sharing,
     cross_account_keys,
+    pagination,
 ]
 
 NAMES = [patch.NAME for patch in PATCHES]

@@ -48,6 +48,9 @@ fn start() -> Rig {
         .args(["--host", "127.0.0.1", "--port", "0", "--ready-file"])
         .arg(&ready)
         .args(["--parent-pid", &std::process::id().to_string()])
+        // Two items a page, so every DescribeImages and DescribeSnapshots result that
+        // amishare reads spans several pages.
+        .env("AMISHARE_RIG_PAGE_SIZE", "2")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
