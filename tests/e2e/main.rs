@@ -104,6 +104,46 @@ async fn seed(n: u64, aws_managed: bool) -> World {
 }
 
 impl World {
+    /// Registers another image from a new snapshot under the same key.
+    async fn another_image(&self, name: &str) -> String {
+        let volume = self
+            .ec2
+            .create_volume()
+            .availability_zone(format!("{REGION}a"))
+            .size(8)
+            .encrypted(true)
+            .kms_key_id(&self.key_id)
+            .send()
+            .await
+            .expect("CreateVolume");
+        let snapshot = self
+            .ec2
+            .create_snapshot()
+            .volume_id(volume.volume_id().expect("volume id"))
+            .send()
+            .await
+            .expect("CreateSnapshot");
+        let mapping = BlockDeviceMapping::builder()
+            .device_name("/dev/xvda")
+            .ebs(
+                EbsBlockDevice::builder()
+                    .snapshot_id(snapshot.snapshot_id().expect("snapshot id"))
+                    .volume_size(8)
+                    .build(),
+            )
+            .build();
+        let image = self
+            .ec2
+            .register_image()
+            .name(name)
+            .root_device_name("/dev/xvda")
+            .block_device_mappings(mapping)
+            .send()
+            .await
+            .expect("RegisterImage");
+        image.image_id().expect("image id").to_owned()
+    }
+
     fn spec(&self, prune: bool, shares: &str) -> String {
         let (source, image) = (&self.source, &self.image_id);
         format!(
@@ -446,4 +486,30 @@ async fn policy_returned_reordered_gives_empty_plan() {
 
     let plan = rig().amishare(dir.path(), &["plan", spec, "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(0), "{}", out(&plan));
+}
+
+#[tokio::test]
+async fn images_on_several_pages_are_all_shared() {
+    // The rig pages DescribeImages and DescribeSnapshots at two items.
+    let mut world = seed(10, false).await;
+    let second = world.another_image("golden-10-b").await;
+    let third = world.another_image("golden-10-c").await;
+    let first = world.image_id.clone();
+    let text = world
+        .spec(false, "      - {account: prod, copy: true}")
+        .replace(
+            &format!("ids: [{first}]"),
+            &format!("ids: [{first}, {second}, {third}]"),
+        );
+    let (dir, spec) = spec_dir(&text);
+    let apply = rig().amishare(dir.path(), &["apply", spec.to_str().unwrap()]);
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+    for id in [first, second, third] {
+        world.image_id = id.clone();
+        assert_eq!(
+            world.launch().await,
+            BTreeSet::from([world.target.clone()]),
+            "{id}"
+        );
+    }
 }
