@@ -35,6 +35,8 @@ pub enum StepError {
     Aws(#[from] AwsError),
     #[error("the key policy read back before writing cannot be parsed")]
     Policy(#[from] PolicyError),
+    #[error("the key policy now has managed statements amishare does not write: {0}")]
+    Malformed(String),
 }
 
 #[derive(Default)]
@@ -148,18 +150,25 @@ pub async fn apply(cloud: &dyn Cloud, plan: &Plan) -> ApplyReport {
         }
     }
 
-    let revocable: Vec<&&KeyPolicyChange> = keys
-        .iter()
-        .filter(|k| !failures.revocations.contains(&k.key_name))
-        .collect();
+    let mut revocable: Vec<&&KeyPolicyChange> = Vec::new();
     for change in keys
         .iter()
-        .filter(|k| failures.revocations.contains(&k.key_name))
+        .filter(|k| !k.removed.is_empty() || !k.drop.is_empty())
     {
-        report.skipped.push((
-            format!("revoke on key policy of `{}`", change.key_name),
-            "removing an image's permissions failed, so its targets keep the key grant".to_owned(),
-        ));
+        let reason = if failures.grants.contains(&change.key_name) {
+            Some("the grant step on this key failed")
+        } else if failures.revocations.contains(&change.key_name) {
+            Some("removing an image's permissions failed, so its targets keep the key grant")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => report.skipped.push((
+                format!("revoke on key policy of `{}`", change.key_name),
+                reason.to_owned(),
+            )),
+            None => revocable.push(change),
+        }
     }
     let revokes = join_all(revocable.iter().map(|k| write_key(cloud, k, Phase::Revoke))).await;
     for (change, result) in revocable.iter().zip(revokes) {
@@ -197,14 +206,15 @@ fn record<E: Into<StepError>>(
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Adds the change's new members, keeping every current one.
+    /// Adds the change's new members and drops orphaned ids, keeping every other member.
     Grant,
-    /// Leaves exactly the change's target members.
+    /// Removes the members and statements the change revokes, keeping every other member.
     Revoke,
 }
 
-/// Re-reads the key policy, merges the managed statements into it and writes it when
-/// that changes its meaning. Statements anyone added since the plan are kept.
+/// Re-reads the key policy, applies the change's additions or removals to what it holds
+/// now and writes it when that changes its meaning. Statements and members anyone added
+/// since the plan are kept.
 async fn write_key(
     cloud: &dyn Cloud,
     change: &KeyPolicyChange,
@@ -212,12 +222,18 @@ async fn write_key(
 ) -> Result<bool, StepError> {
     let text = cloud.get_key_policy(&change.scope, &change.key_id).await?;
     let current = Policy::parse(&text)?;
+    let state = current.managed_state(policy::partition_of(&change.key_arn));
+    if !state.malformed.is_empty() {
+        return Err(StepError::Malformed(
+            state.malformed.into_iter().collect::<Vec<_>>().join(", "),
+        ));
+    }
     let (target, drop) = match phase {
-        Phase::Grant => (
-            granted(&current.managed_members(), &change.target),
-            BTreeSet::new(),
+        Phase::Grant => (granted(&state.members, &change.added), BTreeSet::new()),
+        Phase::Revoke => (
+            revoked(&state.members, &change.removed),
+            change.drop.clone(),
         ),
-        Phase::Revoke => (change.target.clone(), change.drop.clone()),
     };
     let next = current.with_managed(&target, &drop);
     if next.same_meaning(&current) {
@@ -229,16 +245,33 @@ async fn write_key(
     Ok(true)
 }
 
-/// The target members plus every current one that is not an orphaned unique id.
-fn granted(current: &Members, target: &Members) -> Members {
-    let mut union = target.clone();
-    for (sid, members) in current {
-        if let Some(wanted) = union.get_mut(sid) {
-            let orphans = policy::orphaned(members);
-            wanted.extend(members.iter().filter(|m| !orphans.contains(*m)).cloned());
+/// The current members without orphaned ids, which KMS would reject, plus `added`.
+fn granted(current: &Members, added: &[(String, String)]) -> Members {
+    let mut members: Members = current
+        .iter()
+        .map(|(sid, set)| {
+            let orphans = policy::orphaned(set);
+            (sid.clone(), set.difference(&orphans).cloned().collect())
+        })
+        .collect();
+    for (sid, member) in added {
+        members
+            .entry(sid.clone())
+            .or_default()
+            .insert(member.clone());
+    }
+    members
+}
+
+/// The current members less `removed`.
+fn revoked(current: &Members, removed: &[(String, String)]) -> Members {
+    let mut members = current.clone();
+    for (sid, member) in removed {
+        if let Some(set) = members.get_mut(sid) {
+            set.remove(member);
         }
     }
-    union
+    members
 }
 
 /// Runs the additions (`adding`) or the removals of a snapshot change. A change with

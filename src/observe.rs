@@ -43,6 +43,8 @@ pub struct ObservedSnapshot {
     /// createVolumePermission accounts; `None` when it was not read because nothing in
     /// the spec depends on it.
     pub volume_permissions: Option<BTreeSet<String>>,
+    /// DescribeSnapshots did not return the snapshot, so `snapshot` holds only its id.
+    pub missing: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -189,6 +191,7 @@ impl Observer<'_> {
     ) -> Result<ObservedImage, AwsError> {
         let launch = self.limited(self.cloud.launch_permissions(scope, &image.id));
         let volume_reads = image.snapshot_ids.iter().map(|id| async move {
+            let missing = !snapshots.contains_key(id);
             let snapshot = snapshots.get(id).cloned().unwrap_or_else(|| Snapshot {
                 id: id.clone(),
                 encrypted: false,
@@ -205,6 +208,7 @@ impl Observer<'_> {
             Ok::<_, AwsError>(ObservedSnapshot {
                 snapshot,
                 volume_permissions,
+                missing,
             })
         });
         let (launch, snapshots) = futures::join!(launch, try_join_all(volume_reads));

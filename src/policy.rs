@@ -30,6 +30,21 @@ pub const KEY_USE_ACTIONS: [&str; 5] = [
     "kms:ReEncrypt*",
 ];
 
+/// The `Sid`s amishare writes statements for.
+pub const KNOWN_SIDS: [&str; 3] = [SID_ACCOUNTS, SID_ORGANIZATIONS, SID_OUS];
+
+/// What a policy's managed statements hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ManagedState {
+    /// Members of each well-formed statement with a known `Sid`.
+    pub members: Members,
+    /// Managed `Sid`s whose statement is not in the shape amishare writes, or that occur
+    /// more than once. amishare does not rewrite them.
+    pub malformed: BTreeSet<String>,
+    /// Managed `Sid`s amishare does not write, such as those of an older version.
+    pub unknown: BTreeSet<String>,
+}
+
 /// The varying part of each managed statement, by `Sid`: principal ARNs for
 /// [`SID_ACCOUNTS`], organization ids for [`SID_ORGANIZATIONS`], org path patterns for
 /// [`SID_OUS`].
@@ -83,11 +98,45 @@ impl Policy {
         })
     }
 
-    /// Members of each managed statement that has a known `Sid`.
-    pub fn managed_members(&self) -> Members {
-        self.managed()
-            .filter_map(|(sid, statement)| Some((sid.to_owned(), members_of(sid, statement)?)))
-            .collect()
+    /// Reads the managed statements: members of those amishare writes, and the `Sid`s of
+    /// those it does not recognise. `partition` is the key's, for account root ARNs.
+    pub fn managed_state(&self, partition: &str) -> ManagedState {
+        let mut state = ManagedState::default();
+        let mut seen = BTreeSet::new();
+        for (sid, statement) in self.managed() {
+            if !seen.insert(sid) {
+                state.malformed.insert(sid.to_owned());
+                continue;
+            }
+            if !KNOWN_SIDS.contains(&sid) {
+                state.unknown.insert(sid.to_owned());
+                continue;
+            }
+            // A statement with a known Sid counts only if it is exactly what amishare
+            // would write for its members; anything else (a Deny, a condition) is not
+            // rewritten.
+            let members = members_of(sid, statement, partition);
+            let built = members.as_ref().and_then(|m| build_statement(sid, m));
+            match (members, built) {
+                (Some(members), Some(built))
+                    if Canonical::of(&built) == Canonical::of(statement) =>
+                {
+                    state.members.insert(sid.to_owned(), members);
+                }
+                _ => {
+                    state.malformed.insert(sid.to_owned());
+                }
+            }
+        }
+        for sid in &state.malformed {
+            state.members.remove(sid);
+        }
+        state
+    }
+
+    /// Members of each well-formed managed statement; see [`Policy::managed_state`].
+    pub fn managed_members(&self, partition: &str) -> Members {
+        self.managed_state(partition).members
     }
 
     /// Renders the policy as KMS accepts it, pretty-printed for review.
@@ -192,7 +241,7 @@ pub fn build_statement(sid: &str, members: &BTreeSet<String>) -> Option<Value> {
 }
 
 /// Reads the members of a managed statement with a known `Sid`.
-fn members_of(sid: &str, statement: &Value) -> Option<BTreeSet<String>> {
+fn members_of(sid: &str, statement: &Value, partition: &str) -> Option<BTreeSet<String>> {
     let values = match sid {
         SID_ACCOUNTS => {
             let principal = statement.get("Principal")?;
@@ -202,10 +251,19 @@ fn members_of(sid: &str, statement: &Value) -> Option<BTreeSet<String>> {
         SID_OUS => condition_values(statement, "ForAnyValue:StringLike", "aws:PrincipalOrgPaths")?,
         _ => return None,
     };
+    if sid != SID_ACCOUNTS {
+        return Some(values);
+    }
     Some(
         values
             .into_iter()
-            .map(|v| normalise_principal(&v))
+            .map(|v| {
+                if is_account_id(&v) {
+                    account_root(partition, &v)
+                } else {
+                    v
+                }
+            })
             .collect(),
     )
 }
@@ -241,14 +299,19 @@ fn scalar_text(value: &Value) -> String {
     }
 }
 
-/// KMS may return a principal given as a bare account id as its root ARN, so both forms
-/// compare equal.
+fn is_account_id(value: &str) -> bool {
+    value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// KMS may return a principal given as a bare account id as its root ARN (in the key's
+/// partition), so for comparison both forms become the bare id.
 fn normalise_principal(value: &str) -> String {
-    if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
-        account_root("aws", value)
-    } else {
-        value.to_owned()
-    }
+    let root = value
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split_once(":iam::"))
+        .and_then(|(_, rest)| rest.strip_suffix(":root"))
+        .filter(|id| is_account_id(id));
+    root.unwrap_or(value).to_owned()
 }
 
 /// A statement reduced to its meaning, for comparison only.

@@ -130,7 +130,7 @@ async fn apply_reaches_declared_state() {
     );
 
     let policy = policy_now(&cloud);
-    let members = policy.managed_members();
+    let members = policy.managed_members("aws");
     assert_eq!(
         members[SID_ACCOUNTS],
         BTreeSet::from([format!("arn:aws:iam::{PROD}:root")])
@@ -301,7 +301,7 @@ async fn orphaned_unique_id_is_repaired() {
             .any(|f| f.code == "orphaned-principal")
     );
     apply(&cloud, &repair).await;
-    let members = policy_now(&cloud).managed_members();
+    let members = policy_now(&cloud).managed_members("aws");
     assert_eq!(
         members[SID_ACCOUNTS],
         BTreeSet::from([format!("arn:aws:iam::{PROD}:root")])
@@ -321,7 +321,7 @@ async fn statement_added_after_plan_is_kept() {
     let policy = policy_now(&cloud);
     let added: serde_json::Value = serde_json::from_str(added).unwrap();
     assert!(policy.statements().contains(&added));
-    assert!(policy.managed_members().contains_key(SID_ACCOUNTS));
+    assert!(policy.managed_members("aws").contains_key(SID_ACCOUNTS));
 }
 
 #[tokio::test]
@@ -405,10 +405,17 @@ async fn disabled_key_blocks_its_images() {
         let (cloud, _) = world();
         cloud.set_key_state(&scope(), KEY_ID, state);
         let planned = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
-        let blocked: Vec<_> = planned.blocked().collect();
-        assert_eq!(blocked.len(), 1, "{state}: {planned:#?}");
-        assert_eq!(blocked[0].code, "key-not-usable");
-        assert!(blocked[0].message.contains(state));
+        let key = planned
+            .blocked()
+            .find(|f| f.code == "key-not-usable")
+            .expect("key finding");
+        assert!(key.message.contains(state), "{state}: {}", key.message);
+        let image = planned
+            .blocked()
+            .find(|f| f.code == "key-blocked")
+            .expect("image finding");
+        assert_eq!(image.resource, IMAGE);
+        assert_eq!(planned.blocked().count(), 2, "{state}: {planned:#?}");
         assert!(planned.changes.is_empty(), "{state}");
     }
 }
@@ -477,7 +484,7 @@ async fn removal_order_revokes_key_last() {
     );
     assert!(
         !policy_now(&cloud)
-            .managed_members()
+            .managed_members("aws")
             .contains_key(SID_ACCOUNTS)
     );
 }
@@ -514,4 +521,136 @@ async fn reads_run_concurrently_within_the_bound() {
         peak <= amishare::observe::MAX_CALLS_IN_FLIGHT,
         "{peak} calls in flight"
     );
+}
+
+const DENY_STATEMENT: &str = r#"{"Sid":"amishare-accounts","Effect":"Deny","Principal":{"AWS":"arn:aws:iam::555555555555:root"},"Action":"kms:ScheduleKeyDeletion","Resource":"*"}"#;
+
+#[tokio::test]
+async fn foreign_shaped_managed_statement_blocks_key() {
+    let (cloud, _) = world();
+    let text = ROOT_POLICY.replacen(
+        "\"Statement\": [",
+        &format!("\"Statement\": [{DENY_STATEMENT},"),
+        1,
+    );
+    cloud.set_policy(&scope(), KEY_ID, &text);
+    let planned = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
+    let codes: BTreeSet<&str> = planned.blocked().map(|f| f.code.as_str()).collect();
+    assert_eq!(
+        codes,
+        BTreeSet::from(["unexpected-managed-statement", "key-blocked"])
+    );
+    assert!(planned.changes.is_empty(), "{planned:#?}");
+    apply(&cloud, &planned).await;
+    assert_eq!(
+        cloud.policy(&scope(), KEY_ID).unwrap(),
+        text,
+        "the policy must not change"
+    );
+}
+
+#[tokio::test]
+async fn blocked_image_keeps_its_key_grants() {
+    let (cloud, _) = world();
+    let spec = load(&spec_text(true, "      - {account: prod}"));
+    apply(&cloud, &plan_for(&cloud, &spec).await).await;
+    cloud.set_image_state(&scope(), IMAGE, "disabled");
+    let planned = plan_for(&cloud, &spec).await;
+    assert!(planned.blocked().any(|f| f.code == "image-not-available"));
+    assert!(planned.changes.is_empty(), "{planned:#?}");
+}
+
+#[tokio::test]
+async fn same_key_under_two_names_converges() {
+    let (cloud, _) = world();
+    let second = "ami-0123456789abcdef9";
+    let arn = format!("arn:aws:kms:{REGION}:{SOURCE}:key/{KEY_ID}");
+    cloud.add_image(
+        &scope(),
+        second,
+        &[Snapshot {
+            id: "snap-0123456789abcdef9".into(),
+            encrypted: true,
+            kms_key_id: Some(arn),
+        }],
+    );
+    let text = format!(
+        "{}  - account: factory\n    region: {REGION}\n    ids: [{second}]\n    key: same\n    share_with:\n      - {{account: \"{STAGING}\"}}\n",
+        spec_text(true, "      - {account: prod}")
+    )
+    .replace("keys:\n", &format!("keys:\n  - {{name: same, account: factory, region: {REGION}, key: {KEY_ID}}}\n"));
+    let spec = load(&text);
+    assert!(
+        apply(&cloud, &plan_for(&cloud, &spec).await)
+            .await
+            .succeeded()
+    );
+    let again = plan_for(&cloud, &spec).await;
+    assert!(again.is_empty(), "{again:#?}");
+    let members = policy_now(&cloud).managed_members("aws");
+    assert_eq!(members[SID_ACCOUNTS].len(), 2);
+}
+
+#[tokio::test]
+async fn shared_snapshot_gets_union_of_copy_targets() {
+    let (cloud, arn) = world();
+    let second = "ami-0123456789abcdef9";
+    cloud.add_image(
+        &scope(),
+        second,
+        &[Snapshot {
+            id: SNAPSHOT.into(),
+            encrypted: true,
+            kms_key_id: Some(arn),
+        }],
+    );
+    let text = format!(
+        "{}  - account: factory\n    region: {REGION}\n    ids: [{second}]\n    key: golden\n    share_with:\n      - {{account: \"{STAGING}\", copy: true}}\n",
+        spec_text(true, "      - {account: prod, copy: true}")
+    );
+    let spec = load(&text);
+    apply(&cloud, &plan_for(&cloud, &spec).await).await;
+    assert_eq!(
+        cloud.volume_set(&scope(), SNAPSHOT),
+        BTreeSet::from([PROD.to_owned(), STAGING.to_owned()])
+    );
+    let again = plan_for(&cloud, &spec).await;
+    assert!(again.is_empty(), "{again:#?}");
+}
+
+#[tokio::test]
+async fn encrypted_image_is_never_public() {
+    let (cloud, _) = world();
+    let text = spec_text(false, "      - {group: all}").replace(
+        "settings: {prune: false}",
+        "settings: {prune: false, allow_public: true}",
+    );
+    let planned = plan_for(&cloud, &load(&text)).await;
+    let codes: Vec<&str> = planned.blocked().map(|f| f.code.as_str()).collect();
+    assert_eq!(codes, ["encrypted-public"]);
+}
+
+#[tokio::test]
+async fn member_added_after_plan_survives_revoke() {
+    let (cloud, _) = world();
+    let spec = load(&spec_text(
+        true,
+        "      - {account: prod}\n      - {account: \"333333333333\"}",
+    ));
+    apply(&cloud, &plan_for(&cloud, &spec).await).await;
+    let fewer = load(&spec_text(true, "      - {account: prod}"));
+    let planned = plan_for(&cloud, &fewer).await;
+    // Someone else grants another account through the same statement meanwhile.
+    let text = cloud.policy(&scope(), KEY_ID).unwrap().replace(
+        &format!("\"arn:aws:iam::{PROD}:root\""),
+        &format!("\"arn:aws:iam::{PROD}:root\", \"arn:aws:iam::444444444444:root\""),
+    );
+    cloud.set_policy(&scope(), KEY_ID, &text);
+    assert!(apply(&cloud, &planned).await.succeeded());
+    let members = policy_now(&cloud).managed_members("aws");
+    let expected = BTreeSet::from([
+        format!("arn:aws:iam::{PROD}:root"),
+        "arn:aws:iam::444444444444:root".to_owned(),
+    ]);
+    assert_eq!(members[SID_ACCOUNTS], expected);
 }

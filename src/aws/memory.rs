@@ -145,6 +145,15 @@ impl MemoryCloud {
         }
     }
 
+    pub fn set_image_state(&self, scope: &Scope, image_id: &str, state: &str) {
+        if let Some((image, _)) = lock(&self.world)
+            .images
+            .get_mut(&(scope.clone(), image_id.to_owned()))
+        {
+            image.state = state.to_owned();
+        }
+    }
+
     pub fn set_launch_permissions(&self, scope: &Scope, image_id: &str, entries: &[LaunchEntry]) {
         if let Some((_, launch)) = lock(&self.world)
             .images

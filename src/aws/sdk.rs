@@ -163,8 +163,11 @@ where
     let request_id = err.request_id().map(str::to_owned);
     let code = err.code().map(str::to_owned);
     let message = match (&code, err.message()) {
-        (Some(_), Some(message)) => message.to_owned(),
-        _ => DisplayErrorContext(&err).to_string(),
+        (_, Some(message)) => message.to_owned(),
+        (Some(_), None) => "AWS returned no message".to_owned(),
+        // No response to read a code from, such as a connection failure. The full context
+        // can hold a whole raw response, so only its first line is kept.
+        (None, None) => first_line(&DisplayErrorContext(&err).to_string(), 300),
     };
     AwsError {
         operation,
@@ -172,6 +175,14 @@ where
         code,
         message,
         request_id,
+    }
+}
+
+fn first_line(text: &str, max_chars: usize) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    match line.char_indices().nth(max_chars) {
+        Some((end, _)) => format!("{}...", &line[..end]),
+        None => line.to_owned(),
     }
 }
 

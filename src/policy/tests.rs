@@ -127,7 +127,7 @@ fn with_managed_adds_statement_and_keeps_foreign() {
     let after = before.with_managed(&target, &BTreeSet::new());
     assert_eq!(after.statements().len(), 2);
     assert_eq!(after.statements()[0], before.statements()[0]);
-    assert_eq!(after.managed_members(), target);
+    assert_eq!(after.managed_members("aws"), target);
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn with_managed_replaces_in_place() {
     assert_eq!(after.statements().len(), 3);
     assert_eq!(sid_of(&after.statements()[1]), Some(SID_ACCOUNTS));
     assert_eq!(after.statements()[2], before.statements()[2]);
-    assert_eq!(after.managed_members(), target);
+    assert_eq!(after.managed_members("aws"), target);
 }
 
 #[test]
@@ -181,7 +181,7 @@ fn members_read_back_from_built_statements() {
         let after = Policy::parse("{}")
             .unwrap()
             .with_managed(&target, &BTreeSet::new());
-        assert_eq!(after.managed_members(), target, "{sid}");
+        assert_eq!(after.managed_members("aws"), target, "{sid}");
     }
 }
 
@@ -201,4 +201,54 @@ fn orphaned_members_are_found() {
         orphaned(&set),
         BTreeSet::from(["AROAEXAMPLEID12345678".to_owned()])
     );
+}
+
+#[test]
+fn managed_statement_of_other_shape_is_malformed() {
+    let deny = r#"{"Sid":"amishare-accounts","Effect":"Deny","Principal":{"AWS":"arn:aws:iam::555555555555:root"},"Action":"kms:ScheduleKeyDeletion","Resource":"*"}"#;
+    let state = policy(&[ROOT_STATEMENT, deny]).managed_state("aws");
+    assert!(state.members.is_empty());
+    assert_eq!(state.malformed, BTreeSet::from([SID_ACCOUNTS.to_owned()]));
+
+    let conditioned = accounts_statement(r#""arn:aws:iam::222222222222:root""#).replacen(
+        r#""Resource":"*""#,
+        r#""Resource":"*","Condition":{"StringEquals":{"kms:ViaService":"ec2.us-east-1.amazonaws.com"}}"#,
+        1,
+    );
+    let state = policy(&[&conditioned]).managed_state("aws");
+    assert_eq!(state.malformed, BTreeSet::from([SID_ACCOUNTS.to_owned()]));
+}
+
+#[test]
+fn duplicate_managed_sid_is_malformed() {
+    let one = accounts_statement(r#""arn:aws:iam::222222222222:root""#);
+    let two = accounts_statement(r#""arn:aws:iam::333333333333:root""#);
+    let state = policy(&[&one, &two]).managed_state("aws");
+    assert!(state.members.is_empty());
+    assert_eq!(state.malformed, BTreeSet::from([SID_ACCOUNTS.to_owned()]));
+}
+
+#[test]
+fn unknown_managed_sid_is_listed() {
+    let legacy = r#"{"Sid":"amishare-legacy","Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*"}"#;
+    let state = policy(&[legacy]).managed_state("aws");
+    assert_eq!(
+        state.unknown,
+        BTreeSet::from(["amishare-legacy".to_owned()])
+    );
+}
+
+#[test]
+fn bare_ids_take_the_key_partition() {
+    let text = accounts_statement(r#"["222222222222"]"#).replace("arn:aws:", "arn:aws-cn:");
+    let members = policy(&[&text]).managed_members("aws-cn");
+    assert_eq!(
+        members[SID_ACCOUNTS],
+        BTreeSet::from(["arn:aws-cn:iam::222222222222:root".to_owned()])
+    );
+    let arn = policy(&[&accounts_statement(
+        r#""arn:aws-cn:iam::222222222222:root""#,
+    )]);
+    let bare = policy(&[&accounts_statement(r#""222222222222""#)]);
+    assert!(arn.same_meaning(&bare));
 }

@@ -12,16 +12,17 @@ fn regex(pattern: &str) -> Regex {
     Regex::new(pattern).unwrap()
 }
 
-static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| regex(r"^\d{12}$"));
+// `[0-9]`, not `\d`: Rust's `\d` also matches non-ASCII digits, which AWS rejects.
+static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| regex(r"^[0-9]{12}$"));
 // Partitions: aws, aws-cn, aws-us-gov and the isolated ones (aws-iso, aws-iso-b, ...).
 static PARTITION: &str = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?|-eusc)?";
 static REGION: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$"));
+    LazyLock::new(|| regex(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"));
 // EC2 image ids are `ami-` and 8 or 17 hex digits (older and current formats).
 static IMAGE_ID: LazyLock<Regex> = LazyLock::new(|| regex(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$"));
 static ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| {
     regex(&format!(
-        r"^arn:{PARTITION}:iam::(\d{{12}}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{{1,64}}$"
+        r"^arn:{PARTITION}:iam::([0-9]{{12}}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{{1,64}}$"
     ))
 });
 // Organization ARN formats from the AWS Organizations API reference (Organization.Arn,
@@ -29,12 +30,12 @@ static ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| {
 // `ou-` plus 4 to 32 of them (the root's suffix), `-`, and 8 to 32 more.
 static ORGANIZATION_ARN: LazyLock<Regex> = LazyLock::new(|| {
     regex(&format!(
-        r"^arn:{PARTITION}:organizations::\d{{12}}:organization/(o-[a-z0-9]{{10,32}})$"
+        r"^arn:{PARTITION}:organizations::[0-9]{{12}}:organization/(o-[a-z0-9]{{10,32}})$"
     ))
 });
 static OU_ARN: LazyLock<Regex> = LazyLock::new(|| {
     regex(&format!(
-        r"^arn:{PARTITION}:organizations::\d{{12}}:ou/(o-[a-z0-9]{{10,32}})/(ou-([a-z0-9]{{4,32}})-[a-z0-9]{{8,32}})$"
+        r"^arn:{PARTITION}:organizations::[0-9]{{12}}:ou/(o-[a-z0-9]{{10,32}})/(ou-([a-z0-9]{{4,32}})-[a-z0-9]{{8,32}})$"
     ))
 });
 static KEY_ID: LazyLock<Regex> = LazyLock::new(|| {
@@ -43,9 +44,21 @@ static KEY_ID: LazyLock<Regex> = LazyLock::new(|| {
 static ALIAS_NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"^alias/[a-zA-Z0-9/_-]{1,250}$"));
 static KMS_ARN: LazyLock<Regex> = LazyLock::new(|| {
     regex(&format!(
-        r"^arn:{PARTITION}:kms:([a-z0-9-]+):(\d{{12}}):(key/.+|alias/.+)$"
+        r"^arn:{PARTITION}:kms:([a-z0-9-]+):([0-9]{{12}}):(key/.+|alias/.+)$"
     ))
 });
+
+static NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"));
+
+/// Checks a logical name of an account or key. A name starts with a letter, so it can
+/// never be mistaken for an account id where either is accepted.
+pub fn check_name(value: &str) -> Result<(), String> {
+    if NAME.is_match(value) {
+        Ok(())
+    } else {
+        Err("expected a letter followed by up to 63 letters, digits, `-`, `_` or `.`".to_owned())
+    }
+}
 
 /// Checks a 12-digit account id.
 pub fn check_account_id(value: &str) -> Result<(), String> {
@@ -53,7 +66,7 @@ pub fn check_account_id(value: &str) -> Result<(), String> {
         return Ok(());
     }
     let digits = value.chars().filter(char::is_ascii_digit).count();
-    if value.chars().all(|c| c.is_ascii_digit()) {
+    if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
         Err(format!("expected exactly 12 digits, found {digits}"))
     } else {
         Err("expected exactly 12 digits and nothing else".to_owned())
@@ -190,6 +203,16 @@ mod tests {
         assert!(check_account_id("-12345678901").is_err());
         assert!(check_account_id("12345678901a").is_err());
         assert!(check_account_id("1.2345678901e11").is_err());
+        assert!(check_account_id("１２３４５６７８９０１２").is_err());
+        assert!(check_account_id("١٢٣٤٥٦٧٨٩٠١٢").is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_name("prod-eu_1.b").is_ok());
+        for bad in ["", "222222222222", "~", "1prod", "pro d", "é"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -203,7 +226,14 @@ mod tests {
         ] {
             assert!(check_region(ok).is_ok(), "{ok}");
         }
-        for bad in ["useast1", "US-EAST-1", "us-east", "eu-west-1a", ""] {
+        for bad in [
+            "useast1",
+            "US-EAST-1",
+            "us-east",
+            "eu-west-1a",
+            "",
+            "us-east-١",
+        ] {
             assert!(check_region(bad).is_err(), "{bad}");
         }
     }

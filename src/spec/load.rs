@@ -4,6 +4,7 @@
 //! first one, because serde cannot go on past them. Unknown fields do not stop it: they
 //! are collected, so a run reports all of them together with the semantic problems.
 
+use std::io::Read;
 use std::path::Path;
 
 use super::diagnostic::Diagnostic;
@@ -16,20 +17,26 @@ pub const MAX_SPEC_BYTES: u64 = 1024 * 1024;
 /// Reads and parses one spec file. Unknown fields are returned as diagnostics beside the
 /// parsed value; any other problem replaces it.
 pub fn load_file(path: &Path) -> Result<(RawSpec, Vec<Diagnostic>), Diagnostic> {
-    let metadata = std::fs::metadata(path).map_err(|err| read_error(path, &err))?;
-    if metadata.len() > MAX_SPEC_BYTES {
+    let file = std::fs::File::open(path).map_err(|err| read_error(path, &err))?;
+    // Read one byte past the limit through `take`, so a device or pipe that never ends
+    // is cut off too: its metadata reports no length.
+    let mut bytes = Vec::new();
+    file.take(MAX_SPEC_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| read_error(path, &err))?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
         return Err(Diagnostic::new(
             "spec-too-large",
             path,
             "",
-            format!(
-                "spec file is {} bytes, more than the limit of {MAX_SPEC_BYTES} bytes",
-                metadata.len()
-            ),
+            format!("spec file is larger than the limit of {MAX_SPEC_BYTES} bytes"),
         )
         .hint("split the spec into several files in one directory"));
     }
-    let text = std::fs::read_to_string(path).map_err(|err| read_error(path, &err))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Diagnostic::new("unreadable-spec", path, "", "spec file is not UTF-8 text")
+            .hint("save the spec as UTF-8")
+    })?;
     parse_str(path, &text)
 }
 
@@ -44,6 +51,16 @@ fn read_error(path: &Path, err: &std::io::Error) -> Diagnostic {
 
 /// Parses spec text. `path` is used only to label diagnostics.
 pub fn parse_str(path: &Path, text: &str) -> Result<(RawSpec, Vec<Diagnostic>), Diagnostic> {
+    if text
+        .lines()
+        .all(|line| line.trim().is_empty() || line.trim_start().starts_with('#'))
+    {
+        return Err(
+            Diagnostic::new("empty-spec", path, "", "spec file is empty").hint(
+                "start the file with `version: 1`; specs/example.yaml is a commented example",
+            ),
+        );
+    }
     let mut unknown = Vec::new();
     let deserializer = serde_yaml::Deserializer::from_str(text);
     let mut record_unknown = |field: serde_ignored::Path<'_>| unknown.push(field_path(&field));
@@ -67,7 +84,7 @@ fn structural_error(file: &Path, path: &str, err: &serde_yaml::Error) -> Diagnos
     // serde_path_to_error prints `.` for the root.
     let path = if path == "." { "" } else { path };
     // serde_yaml starts some messages with the path itself; it is shown once already.
-    let text = err.to_string();
+    let text = readable(&err.to_string());
     let message = text
         .strip_prefix(&format!("{path}: "))
         .unwrap_or(&text)
@@ -78,12 +95,30 @@ fn structural_error(file: &Path, path: &str, err: &serde_yaml::Error) -> Diagnos
         "add the field; `amishare schema` lists the required fields"
     } else if message.contains("tab") || message.contains("cannot start any token") {
         "indent with spaces; YAML does not allow tabs for indentation"
+    } else if message.contains("more than one document") {
+        "keep one YAML document per file; put other specs in files of their own"
     } else if message.contains("invalid type") {
         "check the value's type against `amishare schema`"
     } else {
         "check the YAML syntax at that line"
     };
     Diagnostic::new("invalid-yaml", file, path, message).hint(hint)
+}
+
+/// Rewrites serde's wording of types in the words of YAML and the spec.
+fn readable(message: &str) -> String {
+    let mut text = message.replace("unit value", "null");
+    for (from, to) in [("u32", "a number"), ("a boolean", "`true` or `false`")] {
+        text = text.replace(&format!("expected {from}"), &format!("expected {to}"));
+    }
+    // `struct RawImage` and the like name our own types; a user wrote a mapping.
+    while let Some(start) = text.find("struct Raw") {
+        let end = text[start..]
+            .find(|c: char| !c.is_alphanumeric() && c != ' ')
+            .map_or(text.len(), |i| start + i);
+        text.replace_range(start..end, "a mapping");
+    }
+    text
 }
 
 /// Formats a serde_ignored path the way users write field paths: `images[1].share_with`.

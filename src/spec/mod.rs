@@ -179,7 +179,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Spec, Diagnostics> {
 }
 
 fn expand_paths(paths: &[PathBuf], problems: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
-    let mut files = Vec::new();
+    let mut files: Vec<PathBuf> = Vec::new();
     for path in paths {
         if !path.is_dir() {
             files.push(path.clone());
@@ -215,6 +215,9 @@ fn expand_paths(paths: &[PathBuf], problems: &mut Vec<Diagnostic>) -> Vec<PathBu
             )),
         }
     }
+    // A file named twice, or named and also found in a named directory, is read once.
+    let mut seen = std::collections::BTreeSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
     files
 }
 

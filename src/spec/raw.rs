@@ -3,8 +3,24 @@
 //! These types mirror the file exactly and define the JSON Schema. Nothing downstream
 //! uses them: `validate` turns them into the resolved types in the parent module.
 
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
+
+/// An account id: 12 digits, quoted or not. The loader reads the scalar's text, so an
+/// unquoted id keeps its leading zeros; editors see an integer there, which is allowed.
+fn account_id_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "anyOf": [
+            { "type": "string", "pattern": "^[0-9]{12}$" },
+            { "type": "integer", "minimum": 0, "maximum": 999_999_999_999u64 }
+        ]
+    })
+}
+
+/// A logical account name or a 12-digit account id, quoted or not.
+fn account_reference_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": ["string", "integer"] })
+}
 
 /// An amishare spec: which images are shared with whom, under which keys.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -47,7 +63,7 @@ pub struct RawAccount {
     /// Logical name, used to refer to the account elsewhere in the spec.
     pub name: String,
     /// The 12-digit account id. Quote it or not: leading zeros are kept either way.
-    #[schemars(regex(pattern = r"^\d{12}$"))]
+    #[schemars(schema_with = "account_id_schema")]
     pub id: String,
     /// Role to assume for calls in this account. Without it, the ambient credentials
     /// must act in this account.
@@ -65,6 +81,7 @@ pub struct RawKey {
     /// Logical name, used by `images[].key`.
     pub name: String,
     /// The account that owns the key: a logical name from `accounts` or its id.
+    #[schemars(schema_with = "account_reference_schema")]
     pub account: String,
     /// The key's region, such as `eu-west-1`.
     pub region: String,
@@ -77,6 +94,7 @@ pub struct RawKey {
 #[schemars(deny_unknown_fields)]
 pub struct RawImage {
     /// The account that owns the images: a logical name from `accounts` or its id.
+    #[schemars(schema_with = "account_reference_schema")]
     pub account: String,
     /// The images' region, such as `eu-west-1`.
     pub region: String,
@@ -121,6 +139,7 @@ pub struct RawReplica {
 pub struct RawShare {
     /// An account: a logical name from `accounts` or a 12-digit id.
     #[serde(default)]
+    #[schemars(schema_with = "account_reference_schema")]
     pub account: Option<String>,
     /// An organization ARN: `arn:aws:organizations::MANAGEMENT_ACCOUNT:organization/o-ID`.
     #[serde(default)]

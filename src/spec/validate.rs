@@ -149,15 +149,8 @@ impl Validator {
                  such as \"012345678901\"",
             );
         }
-        if raw.name.trim().is_empty() {
+        if !self.name(file, &format!("{path}.name"), &raw.name) {
             ok = false;
-            self.hinted(
-                "invalid-name",
-                file,
-                &format!("{path}.name"),
-                "empty account name".into(),
-                "give the account a logical name such as `prod`",
-            );
         }
         let role = raw.role_arn.as_ref().map(|arn| AssumeRole {
             arn: arn.clone(),
@@ -242,6 +235,22 @@ impl Validator {
         }
     }
 
+    fn name(&mut self, file: &Path, path: &str, value: &str) -> bool {
+        match ids::check_name(value) {
+            Ok(()) => true,
+            Err(reason) => {
+                self.hinted(
+                    "invalid-name",
+                    file,
+                    path,
+                    format!("invalid name `{value}`: {reason}"),
+                    "use a short logical name such as `prod`",
+                );
+                false
+            }
+        }
+    }
+
     /// Resolves a reference to a declared account (by name or id) to its id.
     fn declared_account(&self, value: &str) -> Option<String> {
         self.accounts
@@ -291,6 +300,7 @@ impl Validator {
     }
 
     fn key(&mut self, file: &Path, path: &str, raw: &RawKey) {
+        let name_ok = self.name(file, &format!("{path}.name"), &raw.name);
         let account = self.owner_account(file, &format!("{path}.account"), &raw.account);
         let region_ok = self.region(file, &format!("{path}.region"), &raw.region);
         let reference_path = format!("{path}.key");
@@ -356,7 +366,7 @@ impl Validator {
             );
             return;
         }
-        if let (Some(account), true, Some(_)) = (account, region_ok, form) {
+        if let (Some(account), true, true, Some(_)) = (account, region_ok, name_ok, form) {
             let key = Key {
                 name: raw.name.clone(),
                 account,

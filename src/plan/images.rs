@@ -1,0 +1,286 @@
+//! Planning images: what blocks an image, and the launch and create-volume permission
+//! changes of each image that can be shared.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Blocker, Change, KeyStatus, LaunchChange, Planner, Severity, VolumeChange};
+use crate::model::{KeyManager, LaunchEntry, Scope};
+use crate::observe::ObservedImage;
+use crate::policy;
+use crate::spec::{Grantee, ImageGroup};
+
+/// Everything declared for one snapshot, which several images may share.
+struct VolumePlan {
+    image_id: String,
+    key_name: Option<String>,
+    current: BTreeSet<String>,
+    desired: BTreeSet<String>,
+}
+
+impl Planner<'_> {
+    /// Plans every declared image, and collects the key grants their targets need.
+    pub(super) fn images(&mut self) {
+        let (spec, observed) = (self.spec, self.observed);
+        let mut volumes: BTreeMap<(Scope, String), VolumePlan> = BTreeMap::new();
+        for group in &spec.images {
+            let scope = Scope::new(&group.account, &group.region);
+            // Grants follow the declaration, not the image's state: a blocked image may
+            // still be shared, and its targets keep their access to the key.
+            self.grant(group);
+            for image_id in &group.image_ids {
+                let Some(image) = observed.images.get(&(scope.clone(), image_id.clone())) else {
+                    continue;
+                };
+                if let Some(blocker) = self.image_blocker(group, image) {
+                    self.blocked(&scope, image_id, blocker);
+                    continue;
+                }
+                self.launch(group, &scope, image);
+                let copiers = copy_accounts(group);
+                for snapshot in &image.snapshots {
+                    let Some(current) = &snapshot.volume_permissions else {
+                        continue;
+                    };
+                    let entry = volumes
+                        .entry((scope.clone(), snapshot.snapshot.id.clone()))
+                        .or_insert_with(|| VolumePlan {
+                            image_id: image_id.clone(),
+                            key_name: group.key.clone(),
+                            current: current.clone(),
+                            desired: BTreeSet::new(),
+                        });
+                    entry.desired.extend(copiers.iter().cloned());
+                }
+            }
+        }
+        for ((scope, snapshot_id), volume) in volumes {
+            self.volumes(&scope, &snapshot_id, volume);
+        }
+    }
+
+    /// Adds what the group's targets need on its key to the key's grants.
+    fn grant(&mut self, group: &ImageGroup) {
+        let Some(name) = &group.key else { return };
+        let Some(key) = self.usable_key(name) else {
+            return;
+        };
+        let arn = key.metadata.arn.clone();
+        let partition = key.partition().to_owned();
+        let members = self.grants.entry(arn).or_default();
+        for target in &group.targets {
+            let (sid, member) = match &target.grantee {
+                Grantee::Account(id) => {
+                    (policy::SID_ACCOUNTS, policy::account_root(&partition, id))
+                }
+                Grantee::Organization { id, .. } => (policy::SID_ORGANIZATIONS, id.clone()),
+                Grantee::OrganizationalUnit { org_path, .. } => (policy::SID_OUS, org_path.clone()),
+                // Encrypted images are never public (see `image_blocker`), so `all` needs no grant.
+                Grantee::Public => continue,
+            };
+            members.entry(sid.to_owned()).or_default().insert(member);
+        }
+    }
+
+    /// Why an image cannot be shared as declared.
+    fn image_blocker(&self, group: &ImageGroup, image: &ObservedImage) -> Option<Blocker> {
+        if image.image.state != "available" {
+            return Some(Blocker::new(
+                "image-not-available",
+                format!("image is `{}`, not `available`", image.image.state),
+                "share it once it is available; run plan again then",
+            ));
+        }
+        let declared = match &group.key {
+            None => None,
+            Some(name) => match self.keys.get(name) {
+                Some(KeyStatus::Blocked(_)) | None => {
+                    return Some(Blocker::new(
+                        "key-blocked",
+                        format!("declared key `{name}` cannot be managed; see its own finding"),
+                        "fix the key first; this image is shared once its key can grant the targets",
+                    ));
+                }
+                Some(_) => self.usable_key(name).map(|k| k.metadata.arn.as_str()),
+            },
+        };
+        let public = group.targets.iter().any(|t| t.grantee == Grantee::Public);
+        for observed in &image.snapshots {
+            let snapshot = &observed.snapshot;
+            if observed.missing {
+                return Some(Blocker::new(
+                    "snapshot-not-found",
+                    format!("snapshot `{}` of the image was not found", snapshot.id),
+                    "check that the image's snapshots exist in its account and region",
+                ));
+            }
+            let found = snapshot
+                .kms_key_id
+                .as_deref()
+                .filter(|_| snapshot.encrypted);
+            if found.is_some() && public {
+                return Some(Blocker::new(
+                    "encrypted-public",
+                    format!(
+                        "snapshot `{}` is encrypted, and EC2 does not make images with encrypted snapshots public",
+                        snapshot.id
+                    ),
+                    "remove `group: all`, or share an unencrypted image",
+                ));
+            }
+            match (found, declared) {
+                (None, None) => {}
+                (None, Some(_)) => {
+                    return Some(Blocker::new(
+                        "snapshot-not-encrypted",
+                        format!(
+                            "snapshot `{}` is not encrypted, but the spec declares key `{}`",
+                            snapshot.id,
+                            group.key.as_deref().unwrap_or_default()
+                        ),
+                        "remove `key` from this image entry, or share an encrypted copy",
+                    ));
+                }
+                (Some(found), declared) if Some(found) != declared => {
+                    return Some(self.wrong_key(group, &snapshot.id, found));
+                }
+                (Some(_), _) => {}
+            }
+        }
+        None
+    }
+
+    fn wrong_key(&self, group: &ImageGroup, snapshot_id: &str, found: &str) -> Blocker {
+        let aws_managed = matches!(self.observed.snapshot_keys.get(found), Some(Ok(m)) if m.manager == KeyManager::Aws);
+        if aws_managed {
+            return Blocker::new(
+                "aws-managed-key",
+                format!(
+                    "snapshot `{snapshot_id}` is encrypted under the AWS managed key `{found}`, whose policy cannot be changed, so the image cannot be shared"
+                ),
+                "share a copy re-encrypted under a customer managed key: set `reencrypt: true` on this image entry",
+            );
+        }
+        match &group.key {
+            Some(name) => Blocker::new(
+                "wrong-key",
+                format!(
+                    "snapshot `{snapshot_id}` is encrypted under `{found}`, not under the declared key `{name}`"
+                ),
+                "declare the key the snapshots are under, or set `reencrypt: true` to share a copy under the declared key",
+            ),
+            None => Blocker::new(
+                "undeclared-key",
+                format!(
+                    "snapshot `{snapshot_id}` is encrypted under `{found}`, but the image entry declares no key"
+                ),
+                "declare that key under `keys` and name it in this entry's `key`, so its policy can grant the targets",
+            ),
+        }
+    }
+
+    fn launch(&mut self, group: &ImageGroup, scope: &Scope, image: &ObservedImage) {
+        let desired: BTreeSet<LaunchEntry> = group
+            .targets
+            .iter()
+            .map(|t| t.grantee.launch_entry())
+            .collect();
+        let add: Vec<LaunchEntry> = desired.difference(&image.launch).cloned().collect();
+        let extra: Vec<LaunchEntry> = image.launch.difference(&desired).cloned().collect();
+        let described = extra.iter().map(ToString::to_string).collect();
+        let remove = self.prune_or_report(
+            scope,
+            &image.image.id,
+            "undeclared-launch-permission",
+            described,
+            extra,
+        );
+        if add.is_empty() && remove.is_empty() {
+            return;
+        }
+        self.plan
+            .changes
+            .push(Change::LaunchPermissions(LaunchChange {
+                scope: scope.clone(),
+                image_id: image.image.id.clone(),
+                image_name: image.image.name.clone(),
+                key_name: group.key.clone(),
+                add,
+                remove,
+            }));
+    }
+
+    fn volumes(&mut self, scope: &Scope, snapshot_id: &str, volume: VolumePlan) {
+        let add: Vec<String> = volume
+            .desired
+            .difference(&volume.current)
+            .cloned()
+            .collect();
+        let extra: Vec<String> = volume
+            .current
+            .difference(&volume.desired)
+            .cloned()
+            .collect();
+        let described = extra
+            .iter()
+            .map(|a| format!("create volume permission for account {a}"))
+            .collect();
+        let remove = self.prune_or_report(
+            scope,
+            snapshot_id,
+            "undeclared-volume-permission",
+            described,
+            extra,
+        );
+        if add.is_empty() && remove.is_empty() {
+            return;
+        }
+        self.plan
+            .changes
+            .push(Change::VolumePermissions(VolumeChange {
+                scope: scope.clone(),
+                image_id: volume.image_id,
+                snapshot_id: snapshot_id.to_owned(),
+                key_name: volume.key_name,
+                add,
+                remove,
+            }));
+    }
+
+    /// Returns `extra` to remove when pruning; otherwise reports each entry and keeps it.
+    fn prune_or_report<T>(
+        &mut self,
+        scope: &Scope,
+        resource: &str,
+        code: &'static str,
+        described: Vec<String>,
+        extra: Vec<T>,
+    ) -> Vec<T> {
+        if self.spec.settings.prune {
+            return extra;
+        }
+        for entry in described {
+            self.finding(
+                Severity::Warning,
+                code,
+                scope,
+                resource,
+                format!("{entry} is not declared; kept because pruning is off"),
+                Some("declare it in the spec, or set `settings.prune: true` to remove it"),
+            );
+        }
+        Vec::new()
+    }
+}
+
+/// Accounts of the group that may also copy its images.
+fn copy_accounts(group: &ImageGroup) -> Vec<String> {
+    group
+        .targets
+        .iter()
+        .filter(|t| t.copy)
+        .filter_map(|t| match &t.grantee {
+            Grantee::Account(id) => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
