@@ -7,11 +7,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::aws::sdk::SdkCloud;
 use crate::plan::Plan;
+use crate::render::Format;
 use crate::spec::{Diagnostics, Spec};
 use crate::{apply, observe, plan, render, spec};
 
@@ -43,8 +44,12 @@ enum Command {
     },
     /// Show the changes that would make the live state match the spec.
     Plan {
+        /// Spec files, or directories of `*.yaml` files.
         #[arg(required = true)]
         specs: Vec<PathBuf>,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
         /// Exit with 2 when changes are pending, 0 when there are none.
         #[arg(long)]
         detailed_exitcode: bool,
@@ -61,7 +66,17 @@ enum Command {
         allow_blocked: bool,
     },
     /// Print the JSON Schema of the spec format.
-    Schema,
+    Schema {
+        /// Print the JSON Schema of `plan --format json` output instead.
+        #[arg(long)]
+        plan: bool,
+    },
+}
+
+/// The command-line definition, for checking commands written elsewhere, such as the CI
+/// examples.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Runs the command line and returns the process exit code.
@@ -156,19 +171,24 @@ async fn run(command: Command) -> Result<u8, CliError> {
             );
             Ok(EXIT_OK)
         }
-        Command::Schema => {
+        Command::Schema { plan: false } => {
             print!("{}", spec::json_schema());
+            Ok(EXIT_OK)
+        }
+        Command::Schema { plan: true } => {
+            print!("{}", render::plan_schema());
             Ok(EXIT_OK)
         }
         Command::Plan {
             specs,
+            format,
             detailed_exitcode,
             allow_blocked,
         } => {
             let spec = load(&specs)?;
             let cloud = connect(&spec).await?;
             let plan = make_plan(&cloud, &spec).await?;
-            write_stdout(&render::render_text(&plan, &spec));
+            write_output(format, &render::render(format, &plan, &spec));
             check_blocked(&plan, allow_blocked)?;
             Ok(if detailed_exitcode && !plan.is_empty() {
                 EXIT_CHANGES
@@ -199,6 +219,16 @@ async fn run(command: Command) -> Result<u8, CliError> {
                 Err(CliError::plain(format!("apply finished with {} failed and {} skipped step(s)", report.failed.len(), report.skipped.len()))
                     .hint("fix the cause shown above and run apply again; completed steps are not repeated"))
             }
+        }
+    }
+}
+
+/// Writes the plan: text through the styling layer, Markdown and JSON byte for byte.
+fn write_output(format: Format, text: &str) {
+    match format {
+        Format::Text => write_stdout(text),
+        Format::Markdown | Format::Json => {
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
         }
     }
 }
@@ -263,4 +293,14 @@ fn print_report(report: &apply::ApplyReport) {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_definition_is_consistent() {
+        command().debug_assert();
+    }
 }

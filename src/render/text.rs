@@ -9,6 +9,7 @@ use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
 
+use super::{account_name, policy_diff, summary};
 use crate::model::Scope;
 use crate::plan::{Change, Finding, KeyPolicyChange, Plan, Severity};
 use crate::spec::Spec;
@@ -136,8 +137,7 @@ fn line(out: &mut String, indent: usize, style: Style, sign: char, text: &str) {
 
 /// ` (name)` when `value` ends in an account id the spec names.
 fn name_of(spec: &Spec, value: &str) -> String {
-    let id = value.rsplit(' ').next().unwrap_or(value);
-    spec.account_name(id)
+    account_name(spec, value)
         .map(|n| format!(" ({n})"))
         .unwrap_or_default()
 }
@@ -154,29 +154,21 @@ fn key_policy(out: &mut String, spec: &Spec, change: &KeyPolicyChange) {
             4,
             ADD,
             '+',
-            &format!("{sid}: {member}{}", name_of(spec, &root_account(member))),
+            &format!("{sid}: {member}{}", name_of(spec, member)),
         );
     }
     for (sid, member) in &change.removed {
         let note = if is_unique_principal_id(member) {
             " (unique id of a deleted principal)".to_owned()
         } else {
-            name_of(spec, &root_account(member))
+            name_of(spec, member)
         };
         line(out, 4, REMOVE, '-', &format!("{sid}: {member}{note}"));
     }
     for sid in &change.drop {
         line(out, 4, REMOVE, '-', &format!("{sid}: whole statement"));
     }
-    let before = format!("{}\n", change.before);
-    let after = format!("{}\n", change.after);
-    let diff = similar::TextDiff::from_lines(&before, &after);
-    let unified = diff
-        .unified_diff()
-        .context_radius(3)
-        .header("before", "after")
-        .to_string();
-    for text in unified.lines() {
+    for text in policy_diff(change).lines() {
         let style = match text.chars().next() {
             Some('+') => ADD,
             Some('-') => REMOVE,
@@ -185,15 +177,6 @@ fn key_policy(out: &mut String, spec: &Spec, change: &KeyPolicyChange) {
         };
         let _ = writeln!(out, "      {style}{text}{style:#}");
     }
-}
-
-/// The account id of a root principal ARN, for naming it.
-fn root_account(member: &str) -> String {
-    member
-        .strip_suffix(":root")
-        .and_then(|rest| rest.rsplit(':').next())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 fn findings(out: &mut String, plan: &Plan, severity: Severity, title: &str, mark: char) {
@@ -226,53 +209,4 @@ fn findings(out: &mut String, plan: &Plan, severity: Severity, title: &str, mark
         }
     }
     out.push('\n');
-}
-
-/// One line counting what the plan does and what it found.
-pub fn summary(plan: &Plan) -> String {
-    let mut added = 0;
-    let mut removed = 0;
-    for change in &plan.changes {
-        match change {
-            Change::KeyPolicy(c) => {
-                added += c.added.len();
-                removed += c.removed.len() + c.drop.len();
-            }
-            Change::LaunchPermissions(c) => {
-                added += c.add.len();
-                removed += c.remove.len();
-            }
-            Change::VolumePermissions(c) => {
-                added += c.add.len();
-                removed += c.remove.len();
-            }
-        }
-    }
-    let blocked = plan.blocked().count();
-    let warnings = plan
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Warning)
-        .count();
-    let mut text = if plan.is_empty() {
-        "No changes: the live state matches the spec.".to_owned()
-    } else {
-        format!(
-            "Plan: {added} to add, {removed} to remove, in {} change{}.",
-            plan.changes.len(),
-            plural(plan.changes.len())
-        )
-    };
-    if blocked > 0 || warnings > 0 {
-        let _ = write!(
-            text,
-            " {blocked} blocked, {warnings} warning{}.",
-            plural(warnings)
-        );
-    }
-    text
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
