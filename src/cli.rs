@@ -4,15 +4,17 @@
 
 use std::error::Error;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::aws::sdk::SdkCloud;
+use crate::observe::Observed;
 use crate::plan::Plan;
 use crate::render::Format;
+use crate::saved::{self, SavedPlan};
 use crate::spec::{Diagnostics, Spec};
 use crate::{apply, observe, plan, render, spec};
 
@@ -50,6 +52,10 @@ enum Command {
         /// Output format on stdout.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Also save the plan, with the spec and a fingerprint of the live state it was
+        /// computed from, to this file for `amishare apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
         /// Exit with 2 when changes are pending, 0 when there are none.
         #[arg(long)]
         detailed_exitcode: bool,
@@ -58,8 +64,13 @@ enum Command {
         allow_blocked: bool,
     },
     /// Make the changes in the plan, then check that the live state matches the spec.
+    ///
+    /// Given spec files, it plans first. Given one file saved by `plan --out`, it
+    /// applies exactly that plan, and only if the live state it was computed from has not
+    /// changed since.
     Apply {
-        #[arg(required = true)]
+        /// Spec files or directories, or one saved plan.
+        #[arg(required = true, value_name = "SPEC_OR_PLAN")]
         specs: Vec<PathBuf>,
         /// Apply the changes that are not blocked even when others are.
         #[arg(long)]
@@ -182,45 +193,143 @@ async fn run(command: Command) -> Result<u8, CliError> {
         Command::Plan {
             specs,
             format,
+            out,
             detailed_exitcode,
             allow_blocked,
         } => {
-            let spec = load(&specs)?;
-            let cloud = connect(&spec).await?;
-            let plan = make_plan(&cloud, &spec).await?;
-            write_output(format, &render::render(format, &plan, &spec));
-            check_blocked(&plan, allow_blocked)?;
-            Ok(if detailed_exitcode && !plan.is_empty() {
-                EXIT_CHANGES
-            } else {
-                EXIT_OK
-            })
+            let options = PlanOptions {
+                format,
+                out,
+                detailed_exitcode,
+                allow_blocked,
+            };
+            run_plan(&specs, &options).await
         }
         Command::Apply {
             specs,
             allow_blocked,
-        } => {
-            let spec = load(&specs)?;
-            let cloud = connect(&spec).await?;
-            let plan = make_plan(&cloud, &spec).await?;
-            write_stdout(&render::render_text(&plan, &spec));
-            check_blocked(&plan, allow_blocked)?;
-            if plan.is_empty() {
-                return Ok(EXIT_OK);
-            }
-            let report = apply::apply(&cloud, &plan).await;
-            print_report(&report);
-            let after = make_plan(&cloud, &spec).await?;
-            if after.is_empty() && report.succeeded() {
-                println!("Converged: the live state matches the spec.");
-                Ok(EXIT_OK)
-            } else {
-                println!("Not converged: {}", render::summary(&after));
-                Err(CliError::plain(format!("apply finished with {} failed and {} skipped step(s)", report.failed.len(), report.skipped.len()))
-                    .hint("fix the cause shown above and run apply again; completed steps are not repeated"))
-            }
+        } => match saved_plan(&specs)? {
+            Some((path, saved)) => apply_saved(&path, &saved, allow_blocked).await,
+            None => apply_specs(&specs, allow_blocked).await,
+        },
+    }
+}
+
+struct PlanOptions {
+    format: Format,
+    out: Option<PathBuf>,
+    detailed_exitcode: bool,
+    allow_blocked: bool,
+}
+
+async fn run_plan(specs: &[PathBuf], options: &PlanOptions) -> Result<u8, CliError> {
+    let spec = load(specs)?;
+    let sources = match &options.out {
+        Some(_) => saved::read_sources(specs)
+            .map_err(|err| CliError::new("cannot read the spec files to save", err))?,
+        None => Vec::new(),
+    };
+    let cloud = connect(&spec).await?;
+    let (observed, plan) = make_plan(&cloud, &spec).await?;
+    write_output(
+        options.format,
+        &render::render(options.format, &plan, &spec),
+    );
+    check_blocked(&plan, options.allow_blocked)?;
+    let code = if options.detailed_exitcode && !plan.is_empty() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    };
+    if let Some(path) = &options.out {
+        SavedPlan::new(sources, &spec, &observed, plan)
+            .write(path)
+            .map_err(|err| CliError::new("cannot save the plan", err))?;
+        eprintln!(
+            "Saved the plan to `{}`; apply it with `amishare apply {}`.",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(code)
+}
+
+/// The saved plan among `paths`, when there is one. A saved plan must come alone.
+fn saved_plan(paths: &[PathBuf]) -> Result<Option<(PathBuf, SavedPlan)>, CliError> {
+    let mut found = None;
+    for path in paths {
+        let saved = SavedPlan::read(path)
+            .map_err(|err| CliError::new("cannot read the saved plan", err))?;
+        if let Some(saved) = saved {
+            found = Some((path.clone(), saved));
         }
     }
+    match found {
+        Some((path, _)) if paths.len() > 1 => Err(CliError::plain(format!(
+            "`{}` is a saved plan, which must be the only argument of apply",
+            path.display()
+        ))
+        .hint("apply the saved plan alone, or give only spec files")),
+        found => Ok(found),
+    }
+}
+
+async fn apply_specs(specs: &[PathBuf], allow_blocked: bool) -> Result<u8, CliError> {
+    let spec = load(specs)?;
+    let cloud = connect(&spec).await?;
+    let (_, plan) = make_plan(&cloud, &spec).await?;
+    write_stdout(&render::render_text(&plan, &spec));
+    check_blocked(&plan, allow_blocked)?;
+    if plan.is_empty() {
+        return Ok(EXIT_OK);
+    }
+    execute(&cloud, &spec, &plan).await
+}
+
+async fn apply_saved(path: &Path, saved: &SavedPlan, allow_blocked: bool) -> Result<u8, CliError> {
+    let spec = saved
+        .spec()
+        .map_err(|err| CliError::new("cannot use the saved plan", err))?;
+    let cloud = connect(&spec).await?;
+    let observed = read_state(&cloud, &spec).await?;
+    let stale = saved.stale(&spec, &observed);
+    if !stale.is_empty() {
+        let mut stderr = anstream::stderr();
+        for resource in &stale {
+            let _ = writeln!(stderr, "error: {resource} changed since the plan was saved");
+        }
+        return Err(CliError::plain(format!(
+            "{} resource{} changed since `{}` was saved; nothing was changed",
+            stale.len(),
+            plural(stale.len()),
+            path.display()
+        ))
+        .hint("run `amishare plan --out FILE` again, review the new plan, and apply that file"));
+    }
+    write_stdout(&render::render_text(&saved.plan, &spec));
+    check_blocked(&saved.plan, allow_blocked)?;
+    if saved.plan.is_empty() {
+        return Ok(EXIT_OK);
+    }
+    execute(&cloud, &spec, &saved.plan).await
+}
+
+/// Applies `plan`, prints each step, then plans again to check that nothing is left.
+async fn execute(cloud: &SdkCloud, spec: &Spec, plan: &Plan) -> Result<u8, CliError> {
+    let report = apply::apply(cloud, plan).await;
+    print_report(&report);
+    let (_, after) = make_plan(cloud, spec).await?;
+    if after.is_empty() && report.succeeded() {
+        println!("Converged: the live state matches the spec.");
+        return Ok(EXIT_OK);
+    }
+    println!("Not converged: {}", render::summary(&after));
+    Err(CliError::plain(format!(
+        "apply finished with {} failed and {} skipped step(s)",
+        report.failed.len(),
+        report.skipped.len()
+    ))
+    .hint("fix the cause shown above and run apply again; completed steps are not repeated"))
 }
 
 /// Writes the plan: text through the styling layer, Markdown and JSON byte for byte.
@@ -239,6 +348,12 @@ fn write_stdout(text: &str) {
 }
 
 fn load(paths: &[PathBuf]) -> Result<Spec, CliError> {
+    if let Some(path) = paths.iter().find(|p| saved::is_saved_plan(p)) {
+        return Err(
+            CliError::plain(format!("`{}` is a saved plan, not a spec", path.display()))
+                .hint(format!("apply it with `amishare apply {}`", path.display())),
+        );
+    }
     spec::load(paths).map_err(|Diagnostics(problems)| {
         let mut stderr = anstream::stderr();
         for problem in &problems {
@@ -260,11 +375,16 @@ async fn connect(spec: &Spec) -> Result<SdkCloud, CliError> {
     })
 }
 
-async fn make_plan(cloud: &SdkCloud, spec: &Spec) -> Result<Plan, CliError> {
-    let observed = observe::observe(cloud, spec)
+async fn read_state(cloud: &SdkCloud, spec: &Spec) -> Result<Observed, CliError> {
+    observe::observe(cloud, spec)
         .await
-        .map_err(|err| CliError::new("cannot read the live state", err))?;
-    Ok(plan::plan(spec, &observed))
+        .map_err(|err| CliError::new("cannot read the live state", err))
+}
+
+async fn make_plan(cloud: &SdkCloud, spec: &Spec) -> Result<(Observed, Plan), CliError> {
+    let observed = read_state(cloud, spec).await?;
+    let plan = plan::plan(spec, &observed);
+    Ok((observed, plan))
 }
 
 fn check_blocked(plan: &Plan, allow_blocked: bool) -> Result<(), CliError> {

@@ -11,4 +11,5 @@ pub mod observe;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod saved;
 pub mod spec;
