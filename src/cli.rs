@@ -3,7 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::error::Error;
-use std::io::Write;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -65,9 +65,9 @@ enum Command {
     },
     /// Make the changes in the plan, then check that the live state matches the spec.
     ///
-    /// Given spec files, it plans first. Given one file saved by `plan --out`, it
-    /// applies exactly that plan, and only if the live state it was computed from has not
-    /// changed since.
+    /// Given spec files, it plans first and asks for confirmation. Given one file saved
+    /// by `plan --out`, it applies exactly that plan, without asking, and only if the live
+    /// state it was computed from has not changed since.
     Apply {
         /// Spec files or directories, or one saved plan.
         #[arg(required = true, value_name = "SPEC_OR_PLAN")]
@@ -75,6 +75,9 @@ enum Command {
         /// Apply the changes that are not blocked even when others are.
         #[arg(long)]
         allow_blocked: bool,
+        /// Apply without asking for confirmation; needed when stdin is not a terminal.
+        #[arg(long)]
+        auto_approve: bool,
     },
     /// Print the JSON Schema of the spec format.
     Schema {
@@ -208,9 +211,10 @@ async fn run(command: Command) -> Result<u8, CliError> {
         Command::Apply {
             specs,
             allow_blocked,
+            auto_approve,
         } => match saved_plan(&specs)? {
             Some((path, saved)) => apply_saved(&path, &saved, allow_blocked).await,
-            None => apply_specs(&specs, allow_blocked).await,
+            None => apply_specs(&specs, allow_blocked, auto_approve).await,
         },
     }
 }
@@ -274,8 +278,18 @@ fn saved_plan(paths: &[PathBuf]) -> Result<Option<(PathBuf, SavedPlan)>, CliErro
     }
 }
 
-async fn apply_specs(specs: &[PathBuf], allow_blocked: bool) -> Result<u8, CliError> {
+async fn apply_specs(
+    specs: &[PathBuf],
+    allow_blocked: bool,
+    auto_approve: bool,
+) -> Result<u8, CliError> {
     let spec = load(specs)?;
+    if !auto_approve && !std::io::stdin().is_terminal() {
+        return Err(CliError::plain(
+            "apply asks for confirmation, but stdin is not a terminal; nothing was read or changed in AWS",
+        )
+        .hint("pass --auto-approve to apply without asking, or apply a plan saved with `amishare plan --out FILE`"));
+    }
     let cloud = connect(&spec).await?;
     let (_, plan) = make_plan(&cloud, &spec).await?;
     write_stdout(&render::render_text(&plan, &spec));
@@ -283,7 +297,25 @@ async fn apply_specs(specs: &[PathBuf], allow_blocked: bool) -> Result<u8, CliEr
     if plan.is_empty() {
         return Ok(EXIT_OK);
     }
+    if !auto_approve && !confirm()? {
+        return Err(CliError::plain("apply cancelled; nothing was changed"));
+    }
     execute(&cloud, &spec, &plan).await
+}
+
+/// Asks on the terminal whether to apply; only `y` or `yes` agrees.
+fn confirm() -> Result<bool, CliError> {
+    eprint!("Apply these changes? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|err| CliError::new("cannot read the answer from stdin", err))?;
+    Ok(is_yes(&answer))
+}
+
+fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 async fn apply_saved(path: &Path, saved: &SavedPlan, allow_blocked: bool) -> Result<u8, CliError> {
@@ -418,6 +450,16 @@ fn plural(n: usize) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_y_or_yes_confirms() {
+        for answer in ["y\n", "Y\n", "yes\n", " YES \r\n"] {
+            assert!(is_yes(answer), "{answer:?}");
+        }
+        for answer in ["", "\n", "n\n", "no\n", "yep\n", "ja\n"] {
+            assert!(!is_yes(answer), "{answer:?}");
+        }
+    }
 
     #[test]
     fn command_definition_is_consistent() {

@@ -1,5 +1,6 @@
 //! Saved plans against the in-memory AWS: what they hold, how they are told apart from
-//! specs, and which changes of live state make them stale.
+//! specs, and which changes of live state make them stale. Also the binary's refusal to
+//! apply specs without confirmation when stdin is not a terminal.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -339,6 +340,20 @@ fn amishare(args: &[&str]) -> Output {
         .env("AWS_REGION", "us-east-1")
         .output()
         .expect("amishare runs")
+}
+
+#[test]
+fn apply_without_terminal_needs_auto_approve() {
+    let output = amishare(&["apply", "specs/example.yaml"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("stdin is not a terminal"), "{stderr}");
+    assert!(stderr.contains("--auto-approve"), "{stderr}");
+    assert!(
+        !stderr.contains("127.0.0.1:9"),
+        "apply reached for AWS: {stderr}"
+    );
 }
 
 #[tokio::test]

@@ -261,7 +261,7 @@ async fn plan_apply_plan_converges() {
     );
     assert!(text.contains("~ key policy of `golden`"), "{}", out(&plan));
 
-    let apply = rig().amishare(dir.path(), &["apply", spec]);
+    let apply = rig().amishare(dir.path(), &["apply", "--auto-approve", spec]);
     assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
     assert!(
         String::from_utf8_lossy(&apply.stdout).contains("Converged"),
@@ -307,7 +307,7 @@ async fn second_apply_makes_no_mutating_call() {
     let world = seed(2, false).await;
     let (dir, spec) = spec_dir(&world.spec(false, &world.default_shares()));
     let spec = spec.to_str().unwrap();
-    let first = rig().amishare(dir.path(), &["apply", spec]);
+    let first = rig().amishare(dir.path(), &["apply", "--auto-approve", spec]);
     assert_eq!(first.status.code(), Some(0), "{}", out(&first));
     let after_first = world.mutating_calls();
     assert!(
@@ -315,7 +315,7 @@ async fn second_apply_makes_no_mutating_call() {
         "the first apply made {after_first} mutating calls"
     );
 
-    let second = rig().amishare(dir.path(), &["apply", spec]);
+    let second = rig().amishare(dir.path(), &["apply", "--auto-approve", spec]);
     assert_eq!(second.status.code(), Some(0), "{}", out(&second));
     assert_eq!(
         world.mutating_calls(),
@@ -329,7 +329,10 @@ async fn second_apply_makes_no_mutating_call() {
 async fn target_account_sees_shared_image() {
     let world = seed(3, false).await;
     let (dir, spec) = spec_dir(&world.spec(false, &world.default_shares()));
-    let apply = rig().amishare(dir.path(), &["apply", spec.to_str().unwrap()]);
+    let apply = rig().amishare(
+        dir.path(),
+        &["apply", "--auto-approve", spec.to_str().unwrap()],
+    );
     assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
     let target = aws_sdk_ec2::Client::new(&rig().config(&world.target).await);
     let seen = target
@@ -347,7 +350,10 @@ async fn prune_removes_undeclared_account() {
     let stray = account(904);
     world.add_launch(&stray).await;
     let (dir, spec) = spec_dir(&world.spec(true, "      - {account: prod}"));
-    let apply = rig().amishare(dir.path(), &["apply", spec.to_str().unwrap()]);
+    let apply = rig().amishare(
+        dir.path(),
+        &["apply", "--auto-approve", spec.to_str().unwrap()],
+    );
     assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
     assert!(
         String::from_utf8_lossy(&apply.stdout)
@@ -365,7 +371,7 @@ async fn without_prune_undeclared_account_is_kept() {
     world.add_launch(&stray).await;
     let (dir, spec) = spec_dir(&world.spec(false, "      - {account: prod}"));
     let spec = spec.to_str().unwrap();
-    let apply = rig().amishare(dir.path(), &["apply", spec]);
+    let apply = rig().amishare(dir.path(), &["apply", "--auto-approve", spec]);
     assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
     assert_eq!(
         world.launch().await,
@@ -400,7 +406,10 @@ async fn aws_managed_image_is_blocked_and_untouched() {
         out(&plan)
     );
 
-    let apply = rig().amishare(dir.path(), &["apply", spec, "--allow-blocked"]);
+    let apply = rig().amishare(
+        dir.path(),
+        &["apply", "--auto-approve", spec, "--allow-blocked"],
+    );
     assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
     assert!(world.launch().await.is_empty());
     let calls = rig().calls(&world.source);
@@ -458,7 +467,7 @@ async fn policy_returned_reordered_gives_empty_plan() {
         "      - {account: prod}\n      - {account: \"100000000777\"}",
     ));
     let spec = spec.to_str().unwrap();
-    let apply = rig().amishare(dir.path(), &["apply", spec]);
+    let apply = rig().amishare(dir.path(), &["apply", "--auto-approve", spec]);
     assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
 
     // The same policy as KMS may return it: statements and lists reordered, bare
@@ -502,7 +511,10 @@ async fn images_on_several_pages_are_all_shared() {
             &format!("ids: [{first}, {second}, {third}]"),
         );
     let (dir, spec) = spec_dir(&text);
-    let apply = rig().amishare(dir.path(), &["apply", spec.to_str().unwrap()]);
+    let apply = rig().amishare(
+        dir.path(),
+        &["apply", "--auto-approve", spec.to_str().unwrap()],
+    );
     assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
     for id in [first, second, third] {
         world.image_id = id.clone();
