@@ -525,3 +525,143 @@ async fn images_on_several_pages_are_all_shared() {
         );
     }
 }
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn detailed_exitcode_is_two_then_zero() {
+    let world = seed(20, false).await;
+    let (dir, spec) = spec_dir(&world.spec(false, &world.default_shares()));
+    let spec = spec.to_str().unwrap();
+    let detailed = |format: &str| {
+        rig().amishare(
+            dir.path(),
+            &["plan", spec, "--detailed-exitcode", "--format", format],
+        )
+    };
+
+    let markdown = detailed("markdown");
+    assert_eq!(markdown.status.code(), Some(2), "{}", out(&markdown));
+    assert!(
+        stdout(&markdown).starts_with("**Plan: "),
+        "{}",
+        out(&markdown)
+    );
+    let json = detailed("json");
+    assert_eq!(json.status.code(), Some(2), "{}", out(&json));
+    let document: serde_json::Value = serde_json::from_str(&stdout(&json)).expect("JSON plan");
+    assert_eq!(document["format_version"], 1);
+    assert_eq!(document["summary"]["changes"], 3, "{document:#}");
+
+    let apply = rig().amishare(dir.path(), &["apply", "--auto-approve", spec]);
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+    let converged = detailed("text");
+    assert_eq!(converged.status.code(), Some(0), "{}", out(&converged));
+}
+
+#[tokio::test]
+async fn plan_with_only_warnings_exits_zero() {
+    let world = seed(21, false).await;
+    let (dir, spec) = spec_dir(&world.spec(false, "      - {account: prod}"));
+    let spec = spec.to_str().unwrap();
+    let apply = rig().amishare(dir.path(), &["apply", "--auto-approve", spec]);
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+    world.add_launch(&account(921)).await;
+
+    let plan = rig().amishare(
+        dir.path(),
+        &["plan", spec, "--detailed-exitcode", "--format", "json"],
+    );
+    assert_eq!(plan.status.code(), Some(0), "{}", out(&plan));
+    let document: serde_json::Value = serde_json::from_str(&stdout(&plan)).expect("JSON plan");
+    assert_eq!(document["summary"]["changes"], 0, "{document:#}");
+    assert_eq!(document["summary"]["warnings"], 1, "{document:#}");
+    assert_eq!(
+        document["findings"][0]["code"], "undeclared-launch-permission",
+        "{document:#}"
+    );
+}
+
+#[tokio::test]
+async fn blocked_plan_exits_one_unless_allowed() {
+    let world = seed(22, true).await;
+    let (dir, spec) = spec_dir(&world.spec(true, "      - {account: prod}"));
+    let spec = spec.to_str().unwrap();
+    let blocked = rig().amishare(dir.path(), &["plan", spec, "--detailed-exitcode"]);
+    assert_eq!(blocked.status.code(), Some(1), "{}", out(&blocked));
+    assert!(
+        String::from_utf8_lossy(&blocked.stderr).contains("--allow-blocked"),
+        "{}",
+        out(&blocked)
+    );
+
+    // The key grant the spec declares is still made, so changes are pending.
+    let allowed = rig().amishare(
+        dir.path(),
+        &["plan", spec, "--detailed-exitcode", "--allow-blocked"],
+    );
+    assert_eq!(allowed.status.code(), Some(2), "{}", out(&allowed));
+}
+
+#[tokio::test]
+async fn saved_plan_applies_without_the_spec() {
+    let world = seed(23, false).await;
+    let (dir, spec) = spec_dir(&world.spec(false, &world.default_shares()));
+    let plan = rig().amishare(
+        dir.path(),
+        &["plan", spec.to_str().unwrap(), "--out", "plan.json"],
+    );
+    assert_eq!(plan.status.code(), Some(0), "{}", out(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stderr).contains("amishare apply plan.json"),
+        "{}",
+        out(&plan)
+    );
+    std::fs::remove_file(&spec).expect("remove the spec");
+
+    let apply = rig().amishare(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+    assert!(stdout(&apply).contains("Converged"), "{}", out(&apply));
+    assert_eq!(
+        world.launch().await,
+        BTreeSet::from([world.target.clone(), ORG.to_owned()])
+    );
+    assert_eq!(
+        world.volume_users().await,
+        BTreeSet::from([world.target.clone()])
+    );
+}
+
+#[tokio::test]
+async fn saved_plan_is_refused_after_drift() {
+    let world = seed(24, false).await;
+    let (dir, spec) = spec_dir(&world.spec(false, &world.default_shares()));
+    let plan = rig().amishare(
+        dir.path(),
+        &["plan", spec.to_str().unwrap(), "--out", "plan.json"],
+    );
+    assert_eq!(plan.status.code(), Some(0), "{}", out(&plan));
+    world.add_launch(&account(924)).await;
+    let before = world.mutating_calls();
+
+    let apply = rig().amishare(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(apply.status.code(), Some(1), "{}", out(&apply));
+    let stderr = String::from_utf8_lossy(&apply.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "error: image `{}` in account {} in {REGION} changed since the plan was saved",
+            world.image_id, world.source
+        )),
+        "{}",
+        out(&apply)
+    );
+    assert!(stderr.contains("nothing was changed"), "{}", out(&apply));
+    assert_eq!(
+        world.mutating_calls(),
+        before,
+        "{:?}",
+        rig().calls(&world.source)
+    );
+}
