@@ -1,6 +1,6 @@
-//! The CI examples in `examples/`: they parse as YAML, take AWS credentials through
-//! OIDC rather than stored keys, and every `amishare` command they run is accepted by
-//! the command-line definition.
+//! The CI examples in `examples/` and the pipelines in the README: they parse as YAML,
+//! take AWS credentials through OIDC rather than stored keys, and the command-line
+//! definition accepts every `amishare` command they run.
 
 use std::path::Path;
 
@@ -21,7 +21,7 @@ fn parse(path: &str, text: &str) -> Value {
 /// Keys whose values are shell commands: GitHub Actions' `run`, GitLab CI's scripts.
 const SCRIPT_KEYS: [&str; 4] = ["run", "script", "before_script", "after_script"];
 
-/// Every shell script in the document: each string under a [`SCRIPT_KEYS`] key.
+/// Collects every shell script in the document: each string under a [`SCRIPT_KEYS`] key.
 fn scripts(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::Mapping(map) => {
@@ -47,8 +47,8 @@ fn strings(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// The `amishare` commands in a document's scripts: each line that starts with
-/// `amishare `, cut before the first redirection or shell operator, with quotes removed.
+/// Extracts the `amishare` commands from a document's scripts. Each is a line that starts
+/// with `amishare `, cut before the first redirection or shell operator, without quotes.
 fn amishare_commands(document: &Value) -> Vec<Vec<String>> {
     let mut texts = Vec::new();
     scripts(document, &mut texts);
@@ -108,7 +108,7 @@ fn assert_no_stored_keys(path: &str, text: &str) {
 }
 
 #[test]
-fn github_workflow_plans_comments_and_applies_saved_plan() {
+fn github_workflow_commands_and_oidc() {
     let path = "examples/github-actions.yml";
     let text = read(path);
     let workflow = parse(path, &text);
@@ -153,7 +153,7 @@ fn github_workflow_plans_comments_and_applies_saved_plan() {
 }
 
 #[test]
-fn gitlab_pipeline_plans_comments_and_applies_saved_plan() {
+fn gitlab_pipeline_commands_and_oidc() {
     let path = "examples/gitlab-ci.yml";
     let text = read(path);
     let pipeline = parse(path, &text);
@@ -191,7 +191,43 @@ fn gitlab_pipeline_plans_comments_and_applies_saved_plan() {
 }
 
 #[test]
-fn command_check_rejects_unknown_flags() {
+fn readme_pipeline_commands_are_valid() {
+    let text = read("README.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```yaml") => current = Some(String::new()),
+            (Some(block), "```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    let pipelines: Vec<&String> = blocks.iter().filter(|b| b.contains("amishare ")).collect();
+    assert!(!pipelines.is_empty(), "the README shows no pipeline");
+    let mut commands = Vec::new();
+    for block in pipelines {
+        let document = parse("README.md", block);
+        commands.extend(check_commands("README.md", &document));
+        assert_no_stored_keys("README.md", block);
+    }
+    assert!(
+        uses(
+            &commands,
+            &["plan", "--detailed-exitcode", "--format", "markdown"]
+        ),
+        "{commands:?}"
+    );
+}
+
+#[test]
+fn command_check_rejects_unknown_flag() {
     let document: Value = serde_yaml::from_str(
         "run: |\n  amishare plan specs/ --colour never > plan.txt\n  amishare apply plan.json\n",
     )
