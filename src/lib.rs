@@ -6,10 +6,12 @@
 pub mod apply;
 pub mod aws;
 pub mod cli;
+pub mod copies;
 pub mod model;
 pub mod observe;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod render;
 pub mod saved;
 pub mod spec;

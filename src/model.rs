@@ -60,6 +60,51 @@ pub struct Image {
     pub owner: String,
     /// Snapshot ids of the EBS block device mappings, in mapping order.
     pub snapshot_ids: Vec<String>,
+    /// Why the image is in its state, such as the error of a failed copy.
+    pub state_reason: Option<String>,
+    /// The image's tags.
+    pub tags: Vec<(String, String)>,
+    /// When the image was created, as the ISO 8601 text EC2 returns, which sorts in time
+    /// order.
+    pub creation_date: Option<String>,
+}
+
+impl Image {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Tag naming the image a copy was made from, as `ACCOUNT/REGION/IMAGE_ID`.
+pub const TAG_COPY_OF: &str = "amishare:copy-of";
+/// Tag holding the ARN of the key a copy was encrypted under.
+pub const TAG_KEY: &str = "amishare:key";
+/// Tag naming the spec entry a copy serves, as `FILE: FIELD_PATH`.
+pub const TAG_ENTRY: &str = "amishare:entry";
+/// Tags naming the source of a copy one part each, for people reading them.
+pub const TAG_SOURCE_ACCOUNT: &str = "amishare:source-account";
+pub const TAG_SOURCE_REGION: &str = "amishare:source-region";
+pub const TAG_SOURCE_IMAGE: &str = "amishare:source-image";
+
+/// The value of [`TAG_COPY_OF`] for an image.
+pub fn copy_of(source: &Scope, image_id: &str) -> String {
+    format!("{}/{}/{image_id}", source.account, source.region)
+}
+
+/// A CopyImage call: in the destination account and region, from `source`, encrypted
+/// under `key_arn`, with `tags` on the copy and its snapshots.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyRequest {
+    pub source: Scope,
+    pub source_image: String,
+    pub name: String,
+    pub key_arn: String,
+    pub tags: Vec<(String, String)>,
+    /// Idempotency token: a repeated call with it returns the first call's image.
+    pub client_token: String,
 }
 
 /// A snapshot as DescribeSnapshots returns it.

@@ -13,8 +13,9 @@ use tokio::sync::Semaphore;
 use tracing::debug;
 
 use crate::aws::{AwsError, Cloud};
+use crate::copies;
 use crate::model::{Image, KeyMetadata, LaunchEntry, Scope, Snapshot};
-use crate::spec::{Key, Spec};
+use crate::spec::{ImageGroup, Key, Spec};
 
 /// Calls in flight at once, across all accounts and regions. Each account and region
 /// gets at most this many, well inside EC2's burst of 100 for the describe calls.
@@ -26,8 +27,22 @@ pub struct Observed {
     pub images: BTreeMap<(Scope, String), ObservedImage>,
     /// Declared keys by logical name.
     pub keys: BTreeMap<String, ObservedKey>,
-    /// Metadata of keys found on snapshots that are not declared keys, by ARN.
+    /// Metadata of keys that are not declared keys, by ARN: keys found on snapshots,
+    /// and target keys that copies are made under.
     pub snapshot_keys: BTreeMap<String, Result<KeyMetadata, AwsError>>,
+    /// Copies amishare made, in any state, by the account and region they are in.
+    pub copies: BTreeMap<Scope, Vec<ObservedImage>>,
+    /// Ids each image group with a selector resolved to, by the group's index in the spec.
+    pub selected: BTreeMap<usize, Vec<String>>,
+}
+
+impl Observed {
+    /// The image ids of the group at `index`: those it lists, or those its selector matched.
+    pub fn image_ids<'a>(&'a self, index: usize, group: &'a ImageGroup) -> &'a [String] {
+        self.selected
+            .get(&index)
+            .map_or(&group.image_ids, Vec::as_slice)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -93,14 +108,31 @@ pub async fn observe(cloud: &dyn Cloud, spec: &Spec) -> Result<Observed, Observe
         cloud,
         permits: Semaphore::new(MAX_CALLS_IN_FLIGHT),
     };
+    let selected = observer.resolve_selectors(spec).await?;
+    let mut resolved = spec.clone();
+    for (index, ids) in &selected {
+        resolved.images[*index].image_ids.clone_from(ids);
+    }
+    let spec = &resolved;
     let selections = selections(spec);
     let image_reads = selections
         .iter()
         .map(|(scope, wanted)| observer.scope_images(scope, wanted));
     let key_reads = spec.keys.iter().map(|key| observer.key(key));
-    let (images, keys) = futures::join!(join_all(image_reads), join_all(key_reads));
+    let searches = copies::searches(spec);
+    let copy_reads = searches
+        .iter()
+        .map(|(scope, copy_of)| observer.scope_copies(scope, copy_of));
+    let (images, keys, copies) = futures::join!(
+        join_all(image_reads),
+        join_all(key_reads),
+        join_all(copy_reads)
+    );
 
-    let mut observed = Observed::default();
+    let mut observed = Observed {
+        selected,
+        ..Observed::default()
+    };
     let mut missing = Vec::new();
     for result in images {
         let (found, not_found) = result?;
@@ -113,7 +145,12 @@ pub async fn observe(cloud: &dyn Cloud, spec: &Spec) -> Result<Observed, Observe
     for (key, result) in spec.keys.iter().zip(keys) {
         observed.keys.insert(key.name.clone(), result?);
     }
-    observed.snapshot_keys = observer.snapshot_keys(&observed).await;
+    for (scope, result) in searches.keys().zip(copies) {
+        observed.copies.insert(scope.clone(), result?);
+    }
+    observed.snapshot_keys = observer
+        .snapshot_keys(&observed, copies::arn_keys(spec))
+        .await;
     Ok(observed)
 }
 
@@ -124,7 +161,8 @@ type Selection = BTreeMap<String, bool>;
 fn selections(spec: &Spec) -> BTreeMap<Scope, Selection> {
     let mut selections: BTreeMap<Scope, Selection> = BTreeMap::new();
     for group in &spec.images {
-        let copy_matters = spec.settings.prune || group.targets.iter().any(|t| t.copy);
+        let copy_matters =
+            spec.settings.prune || copies::direct_targets(group).iter().any(|t| t.copy);
         let selection = selections
             .entry(Scope::new(&group.account, &group.region))
             .or_default();
@@ -219,6 +257,85 @@ impl Observer<'_> {
         })
     }
 
+    /// Resolves each image group's selector to image ids: the matching images, newest
+    /// first, cut to `newest`, then sorted by id.
+    async fn resolve_selectors(
+        &self,
+        spec: &Spec,
+    ) -> Result<BTreeMap<usize, Vec<String>>, AwsError> {
+        let reads = spec.images.iter().enumerate().filter_map(|(index, group)| {
+            let selector = group.selector.as_ref()?;
+            let scope = Scope::new(&group.account, &group.region);
+            Some(async move {
+                let mut images = self
+                    .limited(self.cloud.select_images(
+                        &scope,
+                        selector.name.as_deref(),
+                        &selector.tags,
+                    ))
+                    .await?;
+                images.sort_by(|a, b| {
+                    b.creation_date
+                        .cmp(&a.creation_date)
+                        .then_with(|| a.id.cmp(&b.id))
+                });
+                if let Some(newest) = selector.newest {
+                    images.truncate(newest as usize);
+                }
+                let mut ids: Vec<String> = images.into_iter().map(|i| i.id).collect();
+                ids.sort();
+                Ok::<_, AwsError>((index, ids))
+            })
+        });
+        Ok(try_join_all(reads).await?.into_iter().collect())
+    }
+
+    /// Reads the copies in one account and region, with their snapshots and permissions.
+    async fn scope_copies(
+        &self,
+        scope: &Scope,
+        copy_of: &BTreeSet<String>,
+    ) -> Result<Vec<ObservedImage>, AwsError> {
+        let values: Vec<String> = copy_of.iter().cloned().collect();
+        let images = self.limited(self.cloud.find_copies(scope, &values)).await?;
+        let snapshot_ids: Vec<String> = images
+            .iter()
+            .flat_map(|i| i.snapshot_ids.iter().cloned())
+            .collect();
+        let snapshots = if snapshot_ids.is_empty() {
+            Vec::new()
+        } else {
+            self.limited(self.cloud.describe_snapshots(scope, &snapshot_ids))
+                .await?
+        };
+        let snapshots: BTreeMap<String, Snapshot> =
+            snapshots.into_iter().map(|s| (s.id.clone(), s)).collect();
+        // Permissions exist only on available images; a pending copy has none to read.
+        // Copies are few, so their createVolumePermission is always read.
+        let reads = images.into_iter().map(|image| async {
+            if image.state == "available" {
+                self.image(scope, image, &snapshots, true).await
+            } else {
+                let snapshots = image.snapshot_ids.iter().map(|id| ObservedSnapshot {
+                    snapshot: snapshots.get(id).cloned().unwrap_or_else(|| Snapshot {
+                        id: id.clone(),
+                        encrypted: false,
+                        kms_key_id: None,
+                    }),
+                    volume_permissions: None,
+                    missing: !snapshots.contains_key(id),
+                });
+                let snapshots = snapshots.collect();
+                Ok(ObservedImage {
+                    image,
+                    launch: BTreeSet::new(),
+                    snapshots,
+                })
+            }
+        });
+        try_join_all(reads).await
+    }
+
     async fn key(&self, key: &Key) -> Result<ObservedKey, AwsError> {
         let scope = Scope::new(&key.account, &key.region);
         let metadata = match self
@@ -243,6 +360,7 @@ impl Observer<'_> {
     async fn snapshot_keys(
         &self,
         observed: &Observed,
+        mut others: BTreeMap<String, Scope>,
     ) -> BTreeMap<String, Result<KeyMetadata, AwsError>> {
         let declared: BTreeSet<&str> = observed
             .keys
@@ -252,7 +370,6 @@ impl Observer<'_> {
                 ObservedKey::Unreadable(_) => None,
             })
             .collect();
-        let mut others: BTreeMap<String, Scope> = BTreeMap::new();
         for ((scope, _), image) in &observed.images {
             for snapshot in &image.snapshots {
                 if let Some(arn) = &snapshot.snapshot.kms_key_id

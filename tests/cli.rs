@@ -145,3 +145,29 @@ fn problems_in_several_files_are_reported_together() {
     );
     assert!(stderr.contains("tabs.yaml: accounts"), "{stderr}");
 }
+
+#[test]
+fn stage_files_supply_account_ids() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/stages");
+    let load = |stage: &str| {
+        amishare::spec::load(&[root.join("common.yaml"), root.join(stage)]).expect("valid")
+    };
+    let prod = load("prod.yaml");
+    let staging = load("staging.yaml");
+    assert_eq!(prod.images[0].account, "111111111111");
+    assert_eq!(staging.images[0].account, "333333333333");
+    assert_eq!(
+        prod.images[0].targets[0].grantee,
+        amishare::spec::Grantee::Account("222222222222".into())
+    );
+    assert_eq!(
+        staging.images[0].targets[0].grantee,
+        amishare::spec::Grantee::Account("444444444444".into())
+    );
+    let output = amishare(&["validate", "specs/stages/common.yaml"]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "common.yaml alone names undeclared accounts"
+    );
+}

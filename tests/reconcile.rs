@@ -654,3 +654,137 @@ async fn member_added_after_plan_survives_revoke() {
     ]);
     assert_eq!(members[SID_ACCOUNTS], expected);
 }
+
+fn selector_world() -> MemoryCloud {
+    let (cloud, arn) = world();
+    let images = [
+        (
+            "ami-000000000000000a1",
+            "golden-2026-01",
+            "platform",
+            "2026-01-01T00:00:00.000Z",
+        ),
+        (
+            "ami-000000000000000a2",
+            "golden-2026-02",
+            "platform",
+            "2026-02-01T00:00:00.000Z",
+        ),
+        (
+            "ami-000000000000000a3",
+            "golden-2026-03",
+            "platform",
+            "2026-03-01T00:00:00.000Z",
+        ),
+        (
+            "ami-000000000000000b1",
+            "golden-2026-04",
+            "data",
+            "2026-04-01T00:00:00.000Z",
+        ),
+        (
+            "ami-000000000000000c1",
+            "base-2026-05",
+            "platform",
+            "2026-05-01T00:00:00.000Z",
+        ),
+    ];
+    for (i, (id, name, team, created)) in images.iter().enumerate() {
+        let snapshot = Snapshot {
+            id: format!("snap-00000000000000{i:03x}"),
+            encrypted: true,
+            kms_key_id: Some(arn.clone()),
+        };
+        cloud.add_image(&scope(), id, &[snapshot]);
+        cloud.describe_image(&scope(), id, name, &[("team", team)], created);
+    }
+    cloud
+}
+
+fn selector_spec(select: &str) -> Spec {
+    load(
+        &spec_text(false, "      - {account: prod}")
+            .replace(&format!("ids: [{IMAGE}]"), &format!("select: {select}")),
+    )
+}
+
+#[tokio::test]
+async fn selectors_resolve_name_tags_and_newest() {
+    let cloud = selector_world();
+    let cases = [
+        (
+            "{name: \"golden-*\"}",
+            vec![
+                "ami-000000000000000a1",
+                "ami-000000000000000a2",
+                "ami-000000000000000a3",
+                "ami-000000000000000b1",
+            ],
+        ),
+        (
+            "{name: \"golden-*\", tags: {team: platform}}",
+            vec![
+                "ami-000000000000000a1",
+                "ami-000000000000000a2",
+                "ami-000000000000000a3",
+            ],
+        ),
+        (
+            "{name: \"golden-*\", tags: {team: platform}, newest: 2}",
+            vec!["ami-000000000000000a2", "ami-000000000000000a3"],
+        ),
+        (
+            "{tags: {team: platform}, newest: 1}",
+            vec!["ami-000000000000000c1"],
+        ),
+        (
+            "{name: \"golden-2026-0?\", tags: {team: data}}",
+            vec!["ami-000000000000000b1"],
+        ),
+    ];
+    for (select, expected) in cases {
+        let spec = selector_spec(select);
+        let observed = observe(&cloud, &spec).await.unwrap();
+        assert_eq!(observed.selected[&0], expected, "{select}");
+        let planned = plan(&spec, &observed);
+        let launches = planned
+            .changes
+            .iter()
+            .filter(|c| matches!(c, Change::LaunchPermissions(_)))
+            .count();
+        assert_eq!(launches, expected.len(), "{select}");
+        let note = planned
+            .findings
+            .iter()
+            .find(|f| f.code == "selector-matched")
+            .expect("the plan names the matches");
+        assert!(
+            expected.iter().all(|id| note.message.contains(id)),
+            "{select}: {}",
+            note.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn selector_matching_nothing_warns_or_blocks() {
+    let cloud = selector_world();
+    let planned = plan_for(&cloud, &selector_spec("{name: \"nothing-*\"}")).await;
+    let finding = planned
+        .findings
+        .iter()
+        .find(|f| f.code == "selector-matched-nothing")
+        .expect("reported");
+    assert_eq!(finding.severity, Severity::Warning);
+    let planned = plan_for(
+        &cloud,
+        &selector_spec("{name: \"nothing-*\", must_match: true}"),
+    )
+    .await;
+    let finding = planned
+        .findings
+        .iter()
+        .find(|f| f.code == "selector-matched-nothing")
+        .expect("reported");
+    assert_eq!(finding.severity, Severity::Blocked);
+}

@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{AwsError, AwsResult, Cloud};
-use crate::model::{Image, KeyManager, KeyMetadata, LaunchEntry, Scope, Snapshot};
+use crate::model::{
+    CopyRequest, Image, KeyManager, KeyMetadata, LaunchEntry, Scope, Snapshot, TAG_COPY_OF,
+};
 
 #[derive(Clone, Debug)]
 struct StoredKey {
@@ -18,9 +20,26 @@ struct StoredKey {
     policy: String,
 }
 
+/// What a copy made by [`MemoryCloud`] turns into once it stops being pending.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CopyOutcome {
+    #[default]
+    Available,
+    /// The copy fails with this state reason.
+    Failed(String),
+    /// The copy becomes available with its snapshots under this key, not the requested one.
+    WrongKey(String),
+}
+
 #[derive(Default)]
 struct World {
     images: BTreeMap<(Scope, String), (Image, BTreeSet<LaunchEntry>)>,
+    /// Copies still pending, with how many more reads of them they stay so.
+    pending: BTreeMap<(Scope, String), usize>,
+    copy_outcome: CopyOutcome,
+    /// Reads a new copy stays pending for.
+    pending_reads: usize,
+    copies_made: usize,
     snapshots: BTreeMap<(Scope, String), (Snapshot, BTreeSet<String>)>,
     keys: BTreeMap<Scope, Vec<StoredKey>>,
 }
@@ -55,7 +74,8 @@ impl Drop for InFlight<'_> {
 }
 
 /// Operations that change state.
-pub const MUTATING: [&str; 3] = [
+pub const MUTATING: [&str; 4] = [
+    "CopyImage",
     "ModifyImageAttribute",
     "ModifySnapshotAttribute",
     "PutKeyPolicy",
@@ -77,6 +97,38 @@ impl MemoryCloud {
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
+    }
+
+    /// Makes copies stay pending for at most `reads` more reads, then end as `outcome`.
+    /// Copies already pending are cut to `reads` too.
+    pub fn set_copy_behaviour(&self, reads: usize, outcome: CopyOutcome) {
+        let mut world = lock(&self.world);
+        world.pending_reads = reads;
+        world.copy_outcome = outcome;
+        for left in world.pending.values_mut() {
+            *left = (*left).min(reads.max(1));
+        }
+    }
+
+    /// Images in `scope` whose `amishare:copy-of` tag is `copy_of`.
+    pub fn copies_of(&self, scope: &Scope, copy_of: &str) -> Vec<Image> {
+        let world = lock(&self.world);
+        world
+            .images
+            .iter()
+            .filter(|((s, _), (image, _))| s == scope && image.tag(TAG_COPY_OF) == Some(copy_of))
+            .map(|(_, (image, _))| image.clone())
+            .collect()
+    }
+
+    /// The snapshot with this id, in any account and region.
+    pub fn snapshot(&self, snapshot_id: &str) -> Option<Snapshot> {
+        let world = lock(&self.world);
+        world
+            .snapshots
+            .iter()
+            .find(|((_, id), _)| id == snapshot_id)
+            .map(|(_, (s, _))| s.clone())
     }
 
     /// The largest number of calls that were in flight at once.
@@ -131,6 +183,9 @@ impl MemoryCloud {
             state: "available".to_owned(),
             owner: scope.account.clone(),
             snapshot_ids: snapshots.iter().map(|s| s.id.clone()).collect(),
+            state_reason: None,
+            tags: Vec::new(),
+            creation_date: None,
         };
         let mut world = lock(&self.world);
         world.images.insert(
@@ -142,6 +197,28 @@ impl MemoryCloud {
                 (scope.clone(), snapshot.id.clone()),
                 (snapshot.clone(), BTreeSet::new()),
             );
+        }
+    }
+
+    /// Sets an image's name, tags and creation date, for selectors.
+    pub fn describe_image(
+        &self,
+        scope: &Scope,
+        image_id: &str,
+        name: &str,
+        tags: &[(&str, &str)],
+        created: &str,
+    ) {
+        if let Some((image, _)) = lock(&self.world)
+            .images
+            .get_mut(&(scope.clone(), image_id.to_owned()))
+        {
+            image.name = Some(name.to_owned());
+            image.tags = tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            image.creation_date = Some(created.to_owned());
         }
     }
 
@@ -246,6 +323,63 @@ impl MemoryCloud {
     }
 }
 
+/// EC2 filter wildcards: `*` matches any characters, `?` exactly one.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (pattern, text): (Vec<char>, Vec<char>) =
+        (pattern.chars().collect(), text.chars().collect());
+    // matches[j]: whether pattern[..i] matches text[..j], for the current i.
+    let mut matches = vec![false; text.len() + 1];
+    matches[0] = true;
+    for p in &pattern {
+        let mut next = vec![false; text.len() + 1];
+        for j in 0..=text.len() {
+            next[j] = match p {
+                '*' => matches[j] || (j > 0 && next[j - 1]),
+                '?' => j > 0 && matches[j - 1],
+                c => j > 0 && matches[j - 1] && text[j - 1] == *c,
+            };
+        }
+        matches = next;
+    }
+    matches[text.len()]
+}
+
+/// Counts one read of each pending copy in `scope` and settles those whose time is up.
+fn advance_copies(world: &mut World, scope: &Scope) {
+    let due: Vec<(Scope, String)> = world
+        .pending
+        .iter_mut()
+        .filter(|((s, _), _)| s == scope)
+        .filter_map(|(key, reads)| {
+            *reads = reads.saturating_sub(1);
+            (*reads == 0).then(|| key.clone())
+        })
+        .collect();
+    for key in due {
+        world.pending.remove(&key);
+        let outcome = world.copy_outcome.clone();
+        let Some((image, _)) = world.images.get_mut(&key) else {
+            continue;
+        };
+        match outcome {
+            CopyOutcome::Available => image.state = "available".to_owned(),
+            CopyOutcome::Failed(reason) => {
+                image.state = "failed".to_owned();
+                image.state_reason = Some(reason);
+            }
+            CopyOutcome::WrongKey(arn) => {
+                image.state = "available".to_owned();
+                let ids = image.snapshot_ids.clone();
+                for id in ids {
+                    if let Some((snapshot, _)) = world.snapshots.get_mut(&(key.0.clone(), id)) {
+                        snapshot.kms_key_id = Some(arn.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn find_key_mut<'a>(world: &'a mut World, scope: &Scope, key: &str) -> Option<&'a mut StoredKey> {
     world.keys.get_mut(scope)?.iter_mut().find(|k| {
         k.metadata.key_id == key || k.metadata.arn == key || k.aliases.iter().any(|a| a == key)
@@ -266,7 +400,8 @@ fn not_found(operation: &'static str, scope: &Scope, code: &str, what: &str) -> 
 impl Cloud for MemoryCloud {
     async fn describe_images(&self, scope: &Scope, ids: &[String]) -> AwsResult<Vec<Image>> {
         self.enter("DescribeImages", scope).await?;
-        let world = lock(&self.world);
+        let mut world = lock(&self.world);
+        advance_copies(&mut world, scope);
         Ok(ids
             .iter()
             .filter_map(|id| {
@@ -388,6 +523,111 @@ impl Cloud for MemoryCloud {
             users.remove(account);
         }
         Ok(())
+    }
+
+    async fn select_images(
+        &self,
+        scope: &Scope,
+        name: Option<&str>,
+        tags: &[(String, String)],
+    ) -> AwsResult<Vec<Image>> {
+        self.enter("DescribeImages", scope).await?;
+        let world = lock(&self.world);
+        Ok(world
+            .images
+            .iter()
+            .filter(|((s, _), (image, _))| {
+                s == scope
+                    && name.is_none_or(|pattern| {
+                        image
+                            .name
+                            .as_deref()
+                            .is_some_and(|n| wildcard_match(pattern, n))
+                    })
+                    && tags.iter().all(|(k, v)| image.tag(k) == Some(v.as_str()))
+            })
+            .map(|(_, (image, _))| image.clone())
+            .collect())
+    }
+
+    async fn find_copies(&self, scope: &Scope, copy_of: &[String]) -> AwsResult<Vec<Image>> {
+        self.enter("DescribeImages", scope).await?;
+        let mut world = lock(&self.world);
+        advance_copies(&mut world, scope);
+        Ok(world
+            .images
+            .iter()
+            .filter(|((s, _), (image, _))| {
+                s == scope
+                    && image
+                        .tag(TAG_COPY_OF)
+                        .is_some_and(|t| copy_of.iter().any(|c| c == t))
+            })
+            .map(|(_, (image, _))| image.clone())
+            .collect())
+    }
+
+    async fn copy_image(&self, scope: &Scope, request: &CopyRequest) -> AwsResult<String> {
+        const OP: &str = "CopyImage";
+        self.enter(OP, scope).await?;
+        let mut world = lock(&self.world);
+        let source_key = (request.source.clone(), request.source_image.clone());
+        let (source, _) =
+            world.images.get(&source_key).cloned().ok_or_else(|| {
+                not_found(OP, scope, "InvalidAMIID.NotFound", &request.source_image)
+            })?;
+        // Another account may copy a shared image only with createVolumePermission on
+        // every snapshot (EC2 User Guide, "Copy an AMI").
+        if request.source.account != scope.account {
+            let allowed = source.snapshot_ids.iter().all(|id| {
+                world
+                    .snapshots
+                    .get(&(request.source.clone(), id.clone()))
+                    .is_some_and(|(_, users)| users.contains(&scope.account))
+            });
+            if !allowed {
+                return Err(AwsError {
+                    operation: OP,
+                    scope: scope.clone(),
+                    code: Some("InvalidRequest".into()),
+                    message: "You do not have permission to access the storage of this ami".into(),
+                    request_id: None,
+                });
+            }
+        }
+        world.copies_made += 1;
+        let n = world.copies_made;
+        let id = format!("ami-{:017x}", 0xc0_0000_0000 + n);
+        let mut snapshot_ids = Vec::new();
+        for (i, _) in source.snapshot_ids.iter().enumerate() {
+            let snapshot_id = format!("snap-{:017x}", 0xc0_0000_0000 + n * 100 + i);
+            let snapshot = Snapshot {
+                id: snapshot_id.clone(),
+                encrypted: true,
+                kms_key_id: Some(request.key_arn.clone()),
+            };
+            world.snapshots.insert(
+                (scope.clone(), snapshot_id.clone()),
+                (snapshot, BTreeSet::new()),
+            );
+            snapshot_ids.push(snapshot_id);
+        }
+        let image = Image {
+            id: id.clone(),
+            name: Some(request.name.clone()),
+            state: "pending".to_owned(),
+            owner: scope.account.clone(),
+            snapshot_ids,
+            state_reason: None,
+            tags: request.tags.clone(),
+            creation_date: None,
+        };
+        world
+            .images
+            .insert((scope.clone(), id.clone()), (image, BTreeSet::new()));
+        let reads = world.pending_reads.max(1);
+        world.pending.insert((scope.clone(), id.clone()), reads);
+        Ok(id)
     }
 
     async fn put_key_policy(&self, scope: &Scope, key_id: &str, policy: &str) -> AwsResult<()> {

@@ -11,7 +11,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::model::{Image, KeyMetadata, LaunchEntry, Scope, Snapshot};
+use crate::model::{CopyRequest, Image, KeyMetadata, LaunchEntry, Scope, Snapshot};
 
 /// A failed AWS call, with what AWS said about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +56,15 @@ pub trait Cloud: Send + Sync {
     /// account does not own, are left out rather than failing the call.
     async fn describe_images(&self, scope: &Scope, ids: &[String]) -> AwsResult<Vec<Image>>;
 
+    /// Images the scope's account owns whose name matches `name` (EC2 wildcards `*` and
+    /// `?`) and that have every tag in `tags`.
+    async fn select_images(
+        &self,
+        scope: &Scope,
+        name: Option<&str>,
+        tags: &[(String, String)],
+    ) -> AwsResult<Vec<Image>>;
+
     /// Snapshots among `ids`; ids that do not exist are left out.
     async fn describe_snapshots(&self, scope: &Scope, ids: &[String]) -> AwsResult<Vec<Snapshot>>;
 
@@ -94,6 +103,13 @@ pub trait Cloud: Send + Sync {
         add: &[String],
         remove: &[String],
     ) -> AwsResult<()>;
+
+    /// Images the scope's account owns whose [`crate::model::TAG_COPY_OF`] tag is one of
+    /// `copy_of`: the copies amishare made, in any state.
+    async fn find_copies(&self, scope: &Scope, copy_of: &[String]) -> AwsResult<Vec<Image>>;
+
+    /// Starts a copy in the scope's account and region and returns the new image's id.
+    async fn copy_image(&self, scope: &Scope, request: &CopyRequest) -> AwsResult<String>;
 
     /// Replaces the key's `default` policy. Never bypasses the lockout safety check.
     async fn put_key_policy(&self, scope: &Scope, key_id: &str, policy: &str) -> AwsResult<()>;

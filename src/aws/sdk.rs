@@ -13,12 +13,15 @@ use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::operation::RequestId;
 use aws_sdk_ec2::types::{
     CreateVolumePermission, CreateVolumePermissionModifications, Filter, ImageAttributeName,
-    LaunchPermission, LaunchPermissionModifications, PermissionGroup, SnapshotAttributeName,
+    LaunchPermission, LaunchPermissionModifications, PermissionGroup, ResourceType,
+    SnapshotAttributeName, Tag, TagSpecification,
 };
 use aws_sdk_kms::types::KeyManagerType;
 
 use super::{AwsError, AwsResult, Cloud};
-use crate::model::{Image, KeyManager, KeyMetadata, LaunchEntry, Scope, Snapshot};
+use crate::model::{
+    CopyRequest, Image, KeyManager, KeyMetadata, LaunchEntry, Scope, Snapshot, TAG_COPY_OF,
+};
 use crate::spec::{AssumeRole, Spec};
 
 /// Largest number of values sent in one DescribeImages or DescribeSnapshots filter.
@@ -53,6 +56,37 @@ pub enum ConnectError {
 }
 
 impl SdkCloud {
+    /// Images the scope's account owns that match one filter, whatever their state.
+    async fn images_by_filter(
+        &self,
+        scope: &Scope,
+        name: &str,
+        values: &[String],
+    ) -> AwsResult<Vec<Image>> {
+        let ec2 = &self.clients(scope)?.ec2;
+        let mut images = Vec::new();
+        for chunk in values.chunks(FILTER_VALUES_PER_CALL) {
+            let filter = Filter::builder()
+                .name(name)
+                .set_values(Some(chunk.to_vec()))
+                .build();
+            let mut pages = ec2
+                .describe_images()
+                .owners("self")
+                .include_disabled(true)
+                .include_deprecated(true)
+                .filters(filter)
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(image) = pages.next().await {
+                let image = image.map_err(|e| error("DescribeImages", scope, e))?;
+                images.push(image_from_sdk(&image));
+            }
+        }
+        Ok(images)
+    }
+
     /// Makes clients for every account and region the spec reads or changes. The standard
     /// credential chain and environment (`AWS_PROFILE`, `AWS_ENDPOINT_URL`, ...) apply.
     pub async fn connect(spec: &Spec) -> Result<SdkCloud, ConnectError> {
@@ -114,6 +148,7 @@ fn scopes(spec: &Spec) -> Vec<Scope> {
         .iter()
         .map(|g| Scope::new(&g.account, &g.region))
         .chain(spec.keys.iter().map(|k| Scope::new(&k.account, &k.region)))
+        .chain(crate::copies::scopes(spec))
         .collect();
     scopes.sort();
     scopes.dedup();
@@ -178,6 +213,38 @@ where
     }
 }
 
+fn image_from_sdk(image: &aws_sdk_ec2::types::Image) -> Image {
+    Image {
+        id: image.image_id().unwrap_or_default().to_owned(),
+        name: image.name().map(str::to_owned),
+        state: image
+            .state()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        owner: image.owner_id().unwrap_or_default().to_owned(),
+        snapshot_ids: image
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_owned))
+            .collect(),
+        state_reason: image
+            .state_reason()
+            .and_then(|r| r.message().or(r.code()))
+            .map(str::to_owned),
+        tags: image
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+        creation_date: image.creation_date().map(str::to_owned),
+    }
+}
+
 fn first_line(text: &str, max_chars: usize) -> String {
     let line = text.lines().next().unwrap_or_default();
     match line.char_indices().nth(max_chars) {
@@ -228,42 +295,82 @@ fn volume_permissions(accounts: &[String]) -> Option<Vec<CreateVolumePermission>
 #[async_trait]
 impl Cloud for SdkCloud {
     async fn describe_images(&self, scope: &Scope, ids: &[String]) -> AwsResult<Vec<Image>> {
-        let ec2 = &self.clients(scope)?.ec2;
-        let mut images = Vec::new();
         // A filter, unlike ImageIds, leaves missing ids out instead of failing the call.
-        for chunk in ids.chunks(FILTER_VALUES_PER_CALL) {
-            let filter = Filter::builder()
-                .name("image-id")
-                .set_values(Some(chunk.to_vec()))
-                .build();
-            let mut pages = ec2
-                .describe_images()
-                .owners("self")
-                .include_disabled(true)
-                .include_deprecated(true)
-                .filters(filter)
-                .into_paginator()
-                .items()
-                .send();
-            while let Some(image) = pages.next().await {
-                let image = image.map_err(|e| error("DescribeImages", scope, e))?;
-                images.push(Image {
-                    id: image.image_id().unwrap_or_default().to_owned(),
-                    name: image.name().map(str::to_owned),
-                    state: image
-                        .state()
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
-                    owner: image.owner_id().unwrap_or_default().to_owned(),
-                    snapshot_ids: image
-                        .block_device_mappings()
-                        .iter()
-                        .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_owned))
-                        .collect(),
-                });
-            }
+        self.images_by_filter(scope, "image-id", ids).await
+    }
+
+    async fn select_images(
+        &self,
+        scope: &Scope,
+        name: Option<&str>,
+        tags: &[(String, String)],
+    ) -> AwsResult<Vec<Image>> {
+        let mut filters: Vec<Filter> = tags
+            .iter()
+            .map(|(k, v)| Filter::builder().name(format!("tag:{k}")).values(v).build())
+            .collect();
+        if let Some(name) = name {
+            filters.push(Filter::builder().name("name").values(name).build());
+        }
+        let ec2 = &self.clients(scope)?.ec2;
+        let mut pages = ec2
+            .describe_images()
+            .owners("self")
+            .set_filters(Some(filters))
+            .into_paginator()
+            .items()
+            .send();
+        let mut images = Vec::new();
+        while let Some(image) = pages.next().await {
+            let image = image.map_err(|e| error("DescribeImages", scope, e))?;
+            images.push(image_from_sdk(&image));
         }
         Ok(images)
+    }
+
+    async fn find_copies(&self, scope: &Scope, copy_of: &[String]) -> AwsResult<Vec<Image>> {
+        self.images_by_filter(scope, &format!("tag:{TAG_COPY_OF}"), copy_of)
+            .await
+    }
+
+    async fn copy_image(&self, scope: &Scope, request: &CopyRequest) -> AwsResult<String> {
+        let tags: Vec<Tag> = request
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let tagging = |resource| {
+            TagSpecification::builder()
+                .resource_type(resource)
+                .set_tags(Some(tags.clone()))
+                .build()
+        };
+        let output = self
+            .clients(scope)?
+            .ec2
+            .copy_image()
+            .source_region(&request.source.region)
+            .source_image_id(&request.source_image)
+            .name(&request.name)
+            .encrypted(true)
+            .kms_key_id(&request.key_arn)
+            .client_token(&request.client_token)
+            // Tagged in the same call, so a copy is never without the tags that find it.
+            .tag_specifications(tagging(ResourceType::Image))
+            .tag_specifications(tagging(ResourceType::Snapshot))
+            .send()
+            .await
+            .map_err(|e| error("CopyImage", scope, e))?;
+        output
+            .image_id()
+            .map(str::to_owned)
+            .ok_or_else(|| AwsError {
+                operation: "CopyImage",
+                scope: scope.clone(),
+                code: None,
+                message: "the response holds no image id".to_owned(),
+                request_id: output.request_id().map(str::to_owned),
+            })
     }
 
     async fn describe_snapshots(&self, scope: &Scope, ids: &[String]) -> AwsResult<Vec<Snapshot>> {

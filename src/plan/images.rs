@@ -4,10 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Blocker, Change, KeyStatus, LaunchChange, Planner, Severity, VolumeChange};
+use crate::copies::{self, CopyKey, CopyPurpose, DeclaredCopy};
 use crate::model::{KeyManager, LaunchEntry, Scope};
 use crate::observe::ObservedImage;
 use crate::policy;
-use crate::spec::{Grantee, ImageGroup};
+use crate::spec::{Grantee, ImageGroup, Target};
+
+/// Blockers a re-encrypted copy removes: the snapshots are not under the declared key.
+const REENCRYPTED: [&str; 3] = ["aws-managed-key", "wrong-key", "snapshot-not-encrypted"];
+
+type Volumes = BTreeMap<(Scope, String), VolumePlan>;
 
 /// Everything declared for one snapshot, which several images may share.
 struct VolumePlan {
@@ -18,39 +24,32 @@ struct VolumePlan {
 }
 
 impl Planner<'_> {
-    /// Plans every declared image, and collects the key grants their targets need.
+    /// Plans every declared image and its copies, and collects the key grants their
+    /// targets need.
     pub(super) fn images(&mut self) {
         let (spec, observed) = (self.spec, self.observed);
-        let mut volumes: BTreeMap<(Scope, String), VolumePlan> = BTreeMap::new();
-        for group in &spec.images {
+        let mut volumes = Volumes::new();
+        for (index, group) in spec.images.iter().enumerate() {
             let scope = Scope::new(&group.account, &group.region);
+            self.selection(index, group, &scope);
+            let direct = copies::direct_targets(group);
+            let declared = copies::declared(group);
             // Grants follow the declaration, not the image's state: a blocked image may
             // still be shared, and its targets keep their access to the key.
-            self.grant(group);
-            for image_id in &group.image_ids {
+            self.grant(group.key.as_deref(), &direct);
+            for copy in declared
+                .iter()
+                .filter(|c| c.purpose == CopyPurpose::Replica)
+            {
+                if let CopyKey::Declared(key) = &copy.key {
+                    self.grant(Some(key), &copy.targets);
+                }
+            }
+            for image_id in observed.image_ids(index, group) {
                 let Some(image) = observed.images.get(&(scope.clone(), image_id.clone())) else {
                     continue;
                 };
-                if let Some(blocker) = self.image_blocker(group, image) {
-                    self.blocked(&scope, image_id, blocker);
-                    continue;
-                }
-                self.launch(group, &scope, image);
-                let copiers = copy_accounts(group);
-                for snapshot in &image.snapshots {
-                    let Some(current) = &snapshot.volume_permissions else {
-                        continue;
-                    };
-                    let entry = volumes
-                        .entry((scope.clone(), snapshot.snapshot.id.clone()))
-                        .or_insert_with(|| VolumePlan {
-                            image_id: image_id.clone(),
-                            key_name: group.key.clone(),
-                            current: current.clone(),
-                            desired: BTreeSet::new(),
-                        });
-                    entry.desired.extend(copiers.iter().cloned());
-                }
+                self.image(group, &scope, image, &declared, &mut volumes);
             }
         }
         for ((scope, snapshot_id), volume) in volumes {
@@ -58,16 +57,143 @@ impl Planner<'_> {
         }
     }
 
-    /// Adds what the group's targets need on its key to the key's grants.
-    fn grant(&mut self, group: &ImageGroup) {
-        let Some(name) = &group.key else { return };
+    /// Reports what a group's selector matched, and a selector that matched nothing.
+    fn selection(&mut self, index: usize, group: &ImageGroup, scope: &Scope) {
+        let (Some(selector), Some(ids)) = (&group.selector, self.observed.selected.get(&index))
+        else {
+            return;
+        };
+        let resource = format!("{}.select", group.origin);
+        if !ids.is_empty() {
+            let message = format!("selector matched {}", ids.join(", "));
+            self.finding(
+                Severity::Note,
+                "selector-matched",
+                scope,
+                &resource,
+                message,
+                None,
+            );
+            return;
+        }
+        let message = "selector matched no image".to_owned();
+        if selector.must_match {
+            self.blocked(
+                scope,
+                &resource,
+                Blocker::new(
+                    "selector-matched-nothing",
+                    message,
+                    "check the name pattern and tags, or set `must_match: false`",
+                ),
+            );
+        } else {
+            self.finding(Severity::Warning, "selector-matched-nothing", scope, &resource, message, Some("check the name pattern and tags; set `must_match: true` to fail the plan instead"));
+        }
+    }
+
+    /// Plans one image: its own shares, or its re-encrypted copy's, and its other copies.
+    fn image(
+        &mut self,
+        group: &ImageGroup,
+        scope: &Scope,
+        image: &ObservedImage,
+        declared: &[DeclaredCopy<'_>],
+        volumes: &mut Volumes,
+    ) {
+        let direct = copies::direct_targets(group);
+        let reencrypt = declared
+            .iter()
+            .find(|c| c.purpose == CopyPurpose::Reencrypt);
+        let copyable =
+            image.image.state == "available" && image.snapshots.iter().all(|s| !s.missing);
+        let original = (scope, &image.image);
+        // The image the direct targets get: the image itself, or its re-encrypted copy.
+        let blocker = self.image_blocker(group, image);
+        // With every target served by a copy under its own key, the image itself is not
+        // shared, so what its snapshots are under does not matter.
+        let blocker = blocker.filter(|b| !(direct.is_empty() && REENCRYPTED.contains(&b.code)));
+        let shared: Option<(Scope, ObservedImage)> = match blocker {
+            None => {
+                self.share(scope, image, &direct, group.key.as_deref(), volumes);
+                Some((scope.clone(), image.clone()))
+            }
+            Some(blocker)
+                if copyable && REENCRYPTED.contains(&blocker.code) && reencrypt.is_some() =>
+            {
+                let copy = reencrypt.and_then(|c| self.copy(c, original, original));
+                if let Some(copy) = &copy {
+                    self.share(scope, copy, &direct, group.key.as_deref(), volumes);
+                }
+                copy.map(|c| (scope.clone(), c))
+            }
+            Some(blocker) => {
+                self.blocked(scope, &image.image.id, blocker);
+                None
+            }
+        };
+        if !copyable {
+            return;
+        }
+        for copy in declared {
+            match copy.purpose {
+                CopyPurpose::Reencrypt => {}
+                CopyPurpose::Replica | CopyPurpose::TargetKey { .. } => {
+                    if let Some(made) = self.copy(copy, original, original) {
+                        let key = match &copy.key {
+                            CopyKey::Declared(name) => Some(name.as_str()),
+                            CopyKey::Arn(_) => None,
+                        };
+                        self.share(&copy.dest, &made, &copy.targets, key, volumes);
+                    }
+                }
+                CopyPurpose::KeptByTarget { .. } => {
+                    if let Some((source_scope, source)) = &shared {
+                        self.copy(copy, original, (source_scope, &source.image));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Plans an image's launch permissions for `targets`, and records the
+    /// create-volume permissions its snapshots need.
+    fn share(
+        &mut self,
+        scope: &Scope,
+        image: &ObservedImage,
+        targets: &[Target],
+        key: Option<&str>,
+        volumes: &mut Volumes,
+    ) {
+        self.launch(scope, image, targets, key);
+        let copiers = copy_accounts(targets);
+        for snapshot in &image.snapshots {
+            let Some(current) = &snapshot.volume_permissions else {
+                continue;
+            };
+            let entry = volumes
+                .entry((scope.clone(), snapshot.snapshot.id.clone()))
+                .or_insert_with(|| VolumePlan {
+                    image_id: image.image.id.clone(),
+                    key_name: key.map(str::to_owned),
+                    current: current.clone(),
+                    desired: BTreeSet::new(),
+                });
+            entry.desired.extend(copiers.iter().cloned());
+        }
+    }
+
+    /// Adds what `targets` need on the declared key `name` to that key's grants.
+    fn grant(&mut self, name: Option<&str>, targets: &[Target]) {
+        let Some(name) = name else { return };
         let Some(key) = self.usable_key(name) else {
             return;
         };
         let arn = key.metadata.arn.clone();
         let partition = key.partition().to_owned();
         let members = self.grants.entry(arn).or_default();
-        for target in &group.targets {
+        for target in targets {
             let (sid, member) = match &target.grantee {
                 Grantee::Account(id) => {
                     (policy::SID_ACCOUNTS, policy::account_root(&partition, id))
@@ -178,12 +304,15 @@ impl Planner<'_> {
         }
     }
 
-    fn launch(&mut self, group: &ImageGroup, scope: &Scope, image: &ObservedImage) {
-        let desired: BTreeSet<LaunchEntry> = group
-            .targets
-            .iter()
-            .map(|t| t.grantee.launch_entry())
-            .collect();
+    fn launch(
+        &mut self,
+        scope: &Scope,
+        image: &ObservedImage,
+        targets: &[Target],
+        key: Option<&str>,
+    ) {
+        let desired: BTreeSet<LaunchEntry> =
+            targets.iter().map(|t| t.grantee.launch_entry()).collect();
         let add: Vec<LaunchEntry> = desired.difference(&image.launch).cloned().collect();
         let extra: Vec<LaunchEntry> = image.launch.difference(&desired).cloned().collect();
         let described = extra.iter().map(ToString::to_string).collect();
@@ -203,7 +332,7 @@ impl Planner<'_> {
                 scope: scope.clone(),
                 image_id: image.image.id.clone(),
                 image_name: image.image.name.clone(),
-                key_name: group.key.clone(),
+                key_name: key.map(str::to_owned),
                 add,
                 remove,
             }));
@@ -272,10 +401,9 @@ impl Planner<'_> {
     }
 }
 
-/// Accounts of the group that may also copy its images.
-fn copy_accounts(group: &ImageGroup) -> Vec<String> {
-    group
-        .targets
+/// Accounts among `targets` that may also copy the image.
+fn copy_accounts(targets: &[Target]) -> Vec<String> {
+    targets
         .iter()
         .filter(|t| t.copy)
         .filter_map(|t| match &t.grantee {

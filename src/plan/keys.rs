@@ -10,7 +10,7 @@ use crate::policy::{self, ManagedState, Members, Policy};
 
 /// A declared key as planning sees it.
 pub(super) enum KeyStatus {
-    Usable(UsableKey),
+    Usable(Box<UsableKey>),
     Blocked(Blocker),
     /// Another declared name resolved to the same key, which is planned under that name.
     SameAs {
@@ -225,12 +225,12 @@ fn assess(name: &str, scope: &Scope, metadata: &KeyMetadata, text: &str) -> KeyS
             "rename the statement so its Sid does not start with `amishare-`, or remove it; amishare then writes its own",
         ));
     }
-    KeyStatus::Usable(UsableKey {
+    KeyStatus::Usable(Box::new(UsableKey {
         scope: scope.clone(),
         metadata: metadata.clone(),
         policy,
         state,
-    })
+    }))
 }
 
 /// A `(sid, member)` pair of a managed statement.

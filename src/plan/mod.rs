@@ -5,12 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+mod copying;
 mod images;
 mod keys;
 
 use keys::KeyStatus;
 
-use crate::model::{LaunchEntry, Scope};
+use crate::copies::CopyPurpose;
+use crate::model::{CopyRequest, LaunchEntry, Scope};
 use crate::observe::Observed;
 use crate::policy::Members;
 use crate::spec::Spec;
@@ -41,6 +43,7 @@ pub enum Change {
     KeyPolicy(KeyPolicyChange),
     VolumePermissions(VolumeChange),
     LaunchPermissions(LaunchChange),
+    Copy(CopyChange),
 }
 
 impl Change {
@@ -49,8 +52,24 @@ impl Change {
             Change::KeyPolicy(c) => &c.scope,
             Change::VolumePermissions(c) => &c.scope,
             Change::LaunchPermissions(c) => &c.scope,
+            Change::Copy(c) => &c.scope,
         }
     }
+}
+
+/// A copy of an image to make, or one already started to wait for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CopyChange {
+    /// The account that makes and owns the copy, and the copy's region.
+    pub scope: Scope,
+    pub purpose: CopyPurpose,
+    pub request: CopyRequest,
+    /// The declared key the copy is under, when it is one.
+    pub key_name: Option<String>,
+    /// A copy already started and still pending: apply waits for it instead of copying.
+    pub pending_image: Option<String>,
+    /// Who the copy is shared with once it is available.
+    pub shares: Vec<LaunchEntry>,
 }
 
 /// A rewrite of the `amishare-` statements of one key policy.
@@ -146,6 +165,7 @@ fn order(change: &Change) -> (&Scope, u8, &str, &str) {
         Change::KeyPolicy(c) => (&c.scope, 0, &c.key_name, ""),
         Change::LaunchPermissions(c) => (&c.scope, 1, &c.image_id, ""),
         Change::VolumePermissions(c) => (&c.scope, 1, &c.image_id, &c.snapshot_id),
+        Change::Copy(c) => (&c.scope, 2, &c.request.source_image, &c.request.key_arn),
     }
 }
 
@@ -173,16 +193,22 @@ struct Planner<'a> {
     keys: BTreeMap<String, KeyStatus>,
     /// Members each usable key's managed statements need, by key ARN.
     grants: BTreeMap<String, Members>,
+    /// When the plan is made, for copy idempotency tokens.
+    started: u64,
 }
 
 impl<'a> Planner<'a> {
     fn new(spec: &'a Spec, observed: &'a Observed) -> Self {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         Planner {
             spec,
             observed,
             plan: Plan::default(),
             keys: BTreeMap::new(),
             grants: BTreeMap::new(),
+            started,
         }
     }
 

@@ -11,7 +11,7 @@ use anstyle::{AnsiColor, Style};
 
 use super::{account_name, policy_diff, summary};
 use crate::model::Scope;
-use crate::plan::{Change, Finding, KeyPolicyChange, Plan, Severity};
+use crate::plan::{Change, CopyChange, Finding, KeyPolicyChange, Plan, Severity};
 use crate::spec::Spec;
 use crate::spec::ids::is_unique_principal_id;
 
@@ -34,6 +34,7 @@ pub fn render_text(plan: &Plan, spec: &Spec) -> String {
         for change in changes {
             match change {
                 Change::KeyPolicy(c) => key_policy(&mut out, spec, c),
+                Change::Copy(c) => copy(&mut out, spec, c),
                 Change::LaunchPermissions(c) => {
                     image_heading(
                         &mut out,
@@ -133,6 +134,41 @@ fn image_heading<'a>(
 
 fn line(out: &mut String, indent: usize, style: Style, sign: char, text: &str) {
     let _ = writeln!(out, "{:indent$}{style}{sign} {text}{style:#}", "");
+}
+
+fn copy(out: &mut String, spec: &Spec, change: &CopyChange) {
+    let request = &change.request;
+    let key = change.key_name.as_deref().map_or_else(
+        || format!("`{}`", request.key_arn),
+        |n| format!("`{n}` ({})", request.key_arn),
+    );
+    let from = format!(
+        "{} of account {} in {}",
+        request.source_image, request.source.account, request.source.region
+    );
+    match &change.pending_image {
+        Some(id) => line(
+            out,
+            2,
+            CHANGE,
+            '~',
+            &format!("wait for copy {id} of {from}, pending under key {key}"),
+        ),
+        None => line(
+            out,
+            2,
+            ADD,
+            '+',
+            &format!("copy {from} as `{}` under key {key}", request.name),
+        ),
+    }
+    for entry in &change.shares {
+        let _ = writeln!(
+            out,
+            "      then share with {entry}{}",
+            name_of(spec, &entry.to_string())
+        );
+    }
 }
 
 /// ` (name)` when `value` ends in an account id the spec names.

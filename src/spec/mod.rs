@@ -61,7 +61,9 @@ pub struct ImageGroup {
     pub origin: String,
     pub account: String,
     pub region: String,
+    /// Images selected by id; with a `selector`, the ids it resolved to once observed.
     pub image_ids: Vec<String>,
+    pub selector: Option<Selector>,
     /// Name of the key every snapshot must be under; `None` for unencrypted images.
     pub key: Option<String>,
     /// Whether an image not under `key` is shared through a copy re-encrypted under it.
@@ -70,6 +72,15 @@ pub struct ImageGroup {
     pub copy_name: String,
     pub replicas: Vec<Replica>,
     pub targets: Vec<Target>,
+}
+
+/// Images selected by name pattern, tags and creation date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selector {
+    pub name: Option<String>,
+    pub tags: Vec<(String, String)>,
+    pub newest: Option<u32>,
+    pub must_match: bool,
 }
 
 /// Default template for the names of copies.

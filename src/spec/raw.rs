@@ -98,8 +98,12 @@ pub struct RawImage {
     pub account: String,
     /// The images' region, such as `eu-west-1`.
     pub region: String,
-    /// Image ids (`ami-...`) selected by this entry.
+    /// Image ids (`ami-...`) selected by this entry. Give `ids` or `select`.
+    #[serde(default)]
     pub ids: Vec<String>,
+    /// Images selected by name, tags and age, resolved when planning.
+    #[serde(default)]
+    pub select: Option<RawSelect>,
     /// Logical name of the key (from `keys`) that every snapshot of these images must be
     /// encrypted under. Leave it out for unencrypted images.
     #[serde(default)]
@@ -120,6 +124,24 @@ pub struct RawImage {
     /// Principals the images are shared with.
     #[serde(default)]
     pub share_with: Vec<RawShare>,
+}
+
+/// A selection of the account's own images in the region.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawSelect {
+    /// Image name pattern; `*` matches any characters and `?` one (EC2 `name` filter).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Tags every selected image has, as `KEY: VALUE`.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Keep only the N most recently created of the matching images.
+    #[serde(default)]
+    pub newest: Option<u32>,
+    /// Fail the plan when nothing matches. Off by default, when that is a warning.
+    #[serde(default)]
+    pub must_match: bool,
 }
 
 /// A copy of an image group in another region of the same account.

@@ -7,8 +7,8 @@ use super::diagnostic::Diagnostic;
 use super::ids::{self, KeyForm};
 use super::raw::{RawAccount, RawImage, RawKey, RawReplica, RawShare, RawSpec};
 use super::{
-    Account, AssumeRole, DEFAULT_COPY_NAME, Grantee, ImageGroup, Key, Replica, Settings, Spec,
-    Target,
+    Account, AssumeRole, DEFAULT_COPY_NAME, Grantee, ImageGroup, Key, Replica, Selector, Settings,
+    Spec, Target,
 };
 
 const VERSION: u32 = 1;
@@ -384,15 +384,7 @@ impl Validator {
     fn image(&mut self, file: &Path, path: &str, raw: &RawImage) {
         let account = self.owner_account(file, &format!("{path}.account"), &raw.account);
         let region_ok = self.region(file, &format!("{path}.region"), &raw.region);
-        if raw.ids.is_empty() {
-            self.hinted(
-                "no-images",
-                file,
-                &format!("{path}.ids"),
-                "no image ids are selected".into(),
-                "list at least one `ami-...` id",
-            );
-        }
+        let selector = self.selector(file, path, raw);
         for (i, id) in raw.ids.iter().enumerate() {
             let id_path = format!("{path}.ids[{i}]");
             if let Err(reason) = ids::check_image_id(id) {
@@ -443,6 +435,7 @@ impl Validator {
                 account,
                 region: raw.region.clone(),
                 image_ids: raw.ids.clone(),
+                selector,
                 key: raw.key.clone(),
                 reencrypt: raw.reencrypt,
                 copy_name,
@@ -450,6 +443,53 @@ impl Validator {
                 targets,
             });
         }
+    }
+
+    fn selector(&mut self, file: &Path, path: &str, raw: &RawImage) -> Option<Selector> {
+        let Some(select) = &raw.select else {
+            if raw.ids.is_empty() {
+                self.hinted("no-images", file, &format!("{path}.ids"), "no images are selected".into(), "list `ami-...` ids under `ids`, or select images by name or tags under `select`");
+            }
+            return None;
+        };
+        let select_path = format!("{path}.select");
+        if !raw.ids.is_empty() {
+            self.hinted(
+                "ids-and-select",
+                file,
+                &select_path,
+                "both `ids` and `select` are set".into(),
+                "use one entry with `ids` and another with `select`",
+            );
+        }
+        if select.name.is_none() && select.tags.is_empty() {
+            self.hinted(
+                "empty-select",
+                file,
+                &select_path,
+                "`select` has neither `name` nor `tags`".into(),
+                "select by a name pattern such as `golden-*`, or by tags",
+            );
+        }
+        if select.newest == Some(0) {
+            self.hinted(
+                "invalid-newest",
+                file,
+                &format!("{select_path}.newest"),
+                "`newest: 0` selects nothing".into(),
+                "give a count of at least 1, or leave `newest` out for every match",
+            );
+        }
+        Some(Selector {
+            name: select.name.clone(),
+            tags: select
+                .tags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            newest: select.newest,
+            must_match: select.must_match,
+        })
     }
 
     fn copy_name(&mut self, file: &Path, path: &str, template: &str) {

@@ -2,7 +2,9 @@
 //! through the real AWS SDK. Each test works in its own accounts, so tests share one
 //! server and still run in parallel.
 
+mod copies;
 mod rig;
+mod selectors;
 
 use std::collections::BTreeSet;
 

@@ -8,12 +8,18 @@
 
 use std::collections::BTreeSet;
 
+mod copies;
+
+pub use copies::{CopyOptions, CopyOutcome, CopyProgress, NoProgress};
+
 use futures::future::join_all;
 use tracing::{info, warn};
 
 use crate::aws::{AwsError, Cloud};
-use crate::plan::{Change, KeyPolicyChange, LaunchChange, Plan, VolumeChange};
+use crate::observe::{ObserveError, observe};
+use crate::plan::{self, Change, CopyChange, KeyPolicyChange, LaunchChange, Plan, VolumeChange};
 use crate::policy::{self, Members, Policy, PolicyError};
+use crate::spec::Spec;
 
 /// What happened to each step of an apply.
 #[derive(Debug, Default)]
@@ -24,6 +30,12 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
+    fn merge(&mut self, other: ApplyReport) {
+        self.done.extend(other.done);
+        self.failed.extend(other.failed);
+        self.skipped.extend(other.skipped);
+    }
+
     pub fn succeeded(&self) -> bool {
         self.failed.is_empty() && self.skipped.is_empty()
     }
@@ -37,6 +49,8 @@ pub enum StepError {
     Policy(#[from] PolicyError),
     #[error("the key policy now has managed statements amishare does not write: {0}")]
     Malformed(String),
+    #[error("{0}")]
+    Copy(String),
 }
 
 #[derive(Default)]
@@ -49,7 +63,100 @@ struct Failures {
     revocations: BTreeSet<String>,
 }
 
-/// Applies `plan` and reports every step.
+/// Rounds of copies at most: a target's own copy of a re-encrypted copy needs two.
+const COPY_ROUNDS: usize = 3;
+
+/// Applies `plan` with its copies: makes and waits for the copies, plans again so the
+/// new copies' shares are known, and applies the rest. Returns the report and the plan
+/// that was applied after the copies.
+pub async fn apply_all(
+    cloud: &dyn Cloud,
+    spec: &Spec,
+    plan: &Plan,
+    options: &CopyOptions,
+    progress: &dyn CopyProgress,
+) -> Result<(ApplyReport, Plan), ObserveError> {
+    let mut report = ApplyReport::default();
+    let mut current = plan.clone();
+    for round in 0..=COPY_ROUNDS {
+        // Shares go first: a target can copy only an image already shared with it.
+        report.merge(apply(cloud, &without_copies(&current)).await);
+        let copies: Vec<&CopyChange> = current
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Copy(copy) => Some(copy),
+                _ => None,
+            })
+            .collect();
+        if copies.is_empty() || round == COPY_ROUNDS {
+            break;
+        }
+        let outcomes = copies::make_copies(cloud, &copies, options, progress).await;
+        let made = record_copies(&mut report, &copies, outcomes);
+        current = plan::plan(spec, &observe(cloud, spec).await?);
+        if made == 0 {
+            // Nothing new to share; apply what is left and stop.
+            report.merge(apply(cloud, &without_copies(&current)).await);
+            break;
+        }
+    }
+    Ok((report, current))
+}
+
+fn without_copies(plan: &Plan) -> Plan {
+    Plan {
+        changes: plan
+            .changes
+            .iter()
+            .filter(|c| !matches!(c, Change::Copy(_)))
+            .cloned()
+            .collect(),
+        findings: plan.findings.clone(),
+    }
+}
+
+/// Records each copy's outcome and returns how many copies are available.
+fn record_copies(
+    report: &mut ApplyReport,
+    copies: &[&CopyChange],
+    outcomes: Vec<CopyOutcome>,
+) -> usize {
+    let mut made = 0;
+    for (change, outcome) in copies.iter().zip(outcomes) {
+        let step = format!(
+            "copy {} to account {} in {}",
+            change.request.source_image, change.scope.account, change.scope.region
+        );
+        let error = match outcome {
+            CopyOutcome::Available(id) => {
+                made += 1;
+                report.done.push(format!("{step}: {id}"));
+                continue;
+            }
+            CopyOutcome::Failed { image_id, reason } => {
+                StepError::Copy(format!("copy {image_id} failed: {reason}"))
+            }
+            CopyOutcome::WrongKey {
+                image_id,
+                snapshot_id,
+                found,
+            } => StepError::Copy(format!(
+                "snapshot {snapshot_id} of copy {image_id} is under {found}, not under the requested key {}",
+                change.request.key_arn
+            )),
+            CopyOutcome::TimedOut(id) => StepError::Copy(format!(
+                "copy {id} is still pending at the timeout; run apply again to keep waiting"
+            )),
+            CopyOutcome::Error(err) => StepError::Aws(err),
+        };
+        report.failed.push((step, error));
+    }
+    made
+}
+
+/// Applies `plan`'s permission and key policy changes and reports every step. Copies
+/// are made by [`apply_all`].
 pub async fn apply(cloud: &dyn Cloud, plan: &Plan) -> ApplyReport {
     let mut report = ApplyReport::default();
     let mut failures = Failures::default();
