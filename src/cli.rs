@@ -10,12 +10,9 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::apply::CopyOptions;
 use crate::aws::sdk::SdkCloud;
 use crate::observe::Observed;
-use crate::plan::Change;
 use crate::plan::Plan;
-use crate::progress::CopyDisplay;
 use crate::render::Format;
 use crate::saved::{self, SavedPlan};
 use crate::spec::{Diagnostics, Spec};
@@ -90,8 +87,8 @@ enum Command {
     },
 }
 
-/// The command-line definition, for checking commands written elsewhere, such as the CI
-/// examples.
+/// Builds the command-line definition, which tests use to check commands written
+/// elsewhere, such as in the CI examples.
 pub fn command() -> clap::Command {
     Cli::command()
 }
@@ -261,7 +258,8 @@ async fn run_plan(specs: &[PathBuf], options: &PlanOptions) -> Result<u8, CliErr
     Ok(code)
 }
 
-/// The saved plan among `paths`, when there is one. A saved plan must come alone.
+/// Finds the saved plan among `paths`, when there is one. A saved plan must be the only
+/// path.
 fn saved_plan(paths: &[PathBuf]) -> Result<Option<(PathBuf, SavedPlan)>, CliError> {
     let mut found = None;
     for path in paths {
@@ -313,7 +311,7 @@ fn confirm() -> Result<bool, CliError> {
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
-        .map_err(|err| CliError::new("cannot read the answer from stdin", err))?;
+        .map_err(|err| CliError::new("cannot read the confirmation from stdin", err))?;
     Ok(is_yes(&answer))
 }
 
@@ -351,16 +349,7 @@ async fn apply_saved(path: &Path, saved: &SavedPlan, allow_blocked: bool) -> Res
 
 /// Applies `plan`, prints each step, then plans again to check that nothing is left.
 async fn execute(cloud: &SdkCloud, spec: &Spec, plan: &Plan) -> Result<u8, CliError> {
-    let copies = plan
-        .changes
-        .iter()
-        .filter(|c| matches!(c, Change::Copy(_)))
-        .count();
-    let display = CopyDisplay::new(copies);
-    let applied = apply::apply_all(cloud, spec, plan, &CopyOptions::default(), &display).await;
-    display.finish();
-    let (report, _) = applied
-        .map_err(|err| CliError::new("cannot read the live state after making copies", err))?;
+    let report = apply::apply(cloud, plan).await;
     print_report(&report);
     let (_, after) = make_plan(cloud, spec).await?;
     if after.is_empty() && report.succeeded() {

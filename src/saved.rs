@@ -1,6 +1,6 @@
 //! Saved plans. `plan --out FILE` writes the plan together with the spec files it came
-//! from and a SHA-256 fingerprint of each piece of live state it was computed from;
-//! `apply FILE` reads the state again and applies the saved changes only while every
+//! from and a SHA-256 fingerprint of each piece of live state it was computed from.
+//! `apply FILE` reads that state again and applies the saved changes only while every
 //! fingerprint still matches.
 //!
 //! A saved plan is a JSON object whose `amishare_saved_plan` field holds its format
@@ -22,7 +22,7 @@ use crate::spec::{self, Diagnostics, Spec};
 /// Version of the saved plan format.
 pub const SAVED_PLAN_VERSION: u32 = 1;
 
-/// Field that marks a JSON file as a saved plan and holds its format version.
+/// Field that marks a JSON file as a saved plan and contains its format version.
 const MARKER: &str = "amishare_saved_plan";
 
 /// Largest file read as a saved plan. Larger files are left to the spec loader, which
@@ -99,7 +99,7 @@ impl fmt::Display for Resource {
     }
 }
 
-/// Why a saved plan cannot be written, read or used.
+/// An error writing, reading or using a saved plan.
 #[derive(Debug, thiserror::Error)]
 pub enum SavedPlanError {
     #[error("cannot read `{}`", .path.display())]
@@ -132,7 +132,8 @@ pub enum SavedPlanError {
 }
 
 impl SavedPlan {
-    /// A saved plan for `plan`, computed by this amishare from `specs` and `observed`.
+    /// Creates a saved plan for `plan`, which this amishare computed from `specs` and
+    /// `observed`.
     pub fn new(specs: Vec<SpecSource>, spec: &Spec, observed: &Observed, plan: Plan) -> Self {
         SavedPlan {
             amishare_saved_plan: SAVED_PLAN_VERSION,
@@ -143,7 +144,7 @@ impl SavedPlan {
         }
     }
 
-    /// The saved plan as pretty-printed JSON with a trailing newline.
+    /// Serializes the saved plan as pretty-printed JSON with a trailing newline.
     pub fn to_json(&self) -> String {
         // Plans, strings and numbers always serialize.
         let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
@@ -193,8 +194,8 @@ impl SavedPlan {
         load_sources(&self.specs)
     }
 
-    /// The resources whose live state in `observed` differs from when the plan was
-    /// saved, or that only one of the two holds.
+    /// Lists the resources whose live state in `observed` differs from when the plan was
+    /// saved, and those that only one of the two observations contains.
     pub fn stale(&self, spec: &Spec, observed: &Observed) -> Vec<Resource> {
         let saved: BTreeSet<&Fingerprint> = self.fingerprints.iter().collect();
         let current = fingerprints(spec, observed);
@@ -212,7 +213,7 @@ pub fn is_saved_plan(path: &Path) -> bool {
     matches!(marked_document(path), Ok(Some(_)))
 }
 
-/// The JSON object in `path` when it has the saved plan marker.
+/// Reads the JSON object in `path` when it has the saved plan marker.
 fn marked_document(path: &Path) -> Result<Option<Map<String, Value>>, SavedPlanError> {
     let is_candidate =
         std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= MAX_SAVED_PLAN_BYTES);
@@ -349,8 +350,9 @@ pub fn fingerprints(spec: &Spec, observed: &Observed) -> Vec<Fingerprint> {
     all.into_iter().collect()
 }
 
-/// A declared key's metadata and policy text. A key that could not be read counts only
-/// its error code, because the message and request id differ on every call.
+/// Collects the state of a declared key: its metadata and policy text. For a key that
+/// could not be read, only the error code counts, because the message and request id
+/// differ on every call.
 fn key_state(key: &ObservedKey) -> Value {
     match key {
         ObservedKey::Found { metadata, policy } => json!({
@@ -364,7 +366,7 @@ fn key_state(key: &ObservedKey) -> Value {
     }
 }
 
-/// The account and region of a KMS key ARN (`arn:aws:kms:REGION:ACCOUNT:key/ID`).
+/// Reads the account and region from a KMS key ARN (`arn:aws:kms:REGION:ACCOUNT:key/ID`).
 fn arn_scope(arn: &str) -> Scope {
     let parts: Vec<&str> = arn.split(':').collect();
     match parts.as_slice() {

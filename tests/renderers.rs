@@ -20,7 +20,7 @@ const ORG: &str = "arn:aws:organizations::111111111111:organization/o-abcde12345
 
 const ACTIONS: &str = r#"["kms:CreateGrant","kms:Decrypt","kms:DescribeKey","kms:GenerateDataKeyWithoutPlaintext","kms:ReEncrypt*"]"#;
 
-/// A key policy with the owner's statement and `managed` (statement JSON) after it.
+/// Builds a key policy with the owner's statement and then `managed` (statement JSON).
 fn policy(managed: &str) -> String {
     let separator = if managed.is_empty() { "" } else { "," };
     format!(
@@ -390,7 +390,8 @@ async fn markdown_key_diff_is_collapsed() {
     let details = markdown.find("<details>").expect("a details section");
     let diff = markdown.find("```diff\n").expect("a diff block");
     let end = markdown.find("</details>").expect("the section ends");
-    assert!(details < diff && diff < end, "{markdown}");
+    assert!(details < diff, "{markdown}");
+    assert!(diff < end, "{markdown}");
 }
 
 #[tokio::test]
@@ -402,7 +403,8 @@ async fn markdown_puts_blocked_and_warnings_first() {
     let blocked = markdown.find("### Blocked").expect("blocked section");
     let changes = markdown.find("| Resource |").expect("changes table");
     let notes = markdown.find("### Notes").expect("notes section");
-    assert!(blocked < changes && changes < notes, "{markdown}");
+    assert!(blocked < changes, "{markdown}");
+    assert!(changes < notes, "{markdown}");
 
     let (plan, spec) = warnings().await;
     let markdown = render_markdown(&plan, &spec);

@@ -1,6 +1,6 @@
-//! Saved plans against the in-memory AWS: what they hold, how they are told apart from
-//! specs, and which changes of live state make them stale. Also the binary's refusal to
-//! apply specs without confirmation when stdin is not a terminal.
+//! Saved plans against the in-memory AWS: what they contain, how they are distinguished
+//! from specs, and which changes of live state make them stale. Also the binary's
+//! refusal to apply specs without confirmation when stdin is not a terminal.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

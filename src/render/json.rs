@@ -10,11 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Counts, counts};
-use crate::copies::CopyPurpose;
 use crate::model::{LaunchEntry, Scope};
-use crate::plan::{
-    Change, CopyChange, Finding, KeyPolicyChange, LaunchChange, Plan, Severity, VolumeChange,
-};
+use crate::plan::{Change, Finding, KeyPolicyChange, LaunchChange, Plan, Severity, VolumeChange};
 use crate::spec::Spec;
 
 /// Version of the JSON plan format. It changes when a field is removed, renamed or given
@@ -35,7 +32,7 @@ struct PlanDocument {
     findings: Vec<JsonFinding>,
 }
 
-/// What the plan adds, removes and found.
+/// Counts of the entries the plan adds and removes, and of its findings.
 #[derive(Debug, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 struct Summary {
@@ -49,7 +46,7 @@ struct Summary {
     notes: usize,
 }
 
-/// One change to live state; `kind` tells which.
+/// One change to live state, with `kind` naming its kind.
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[schemars(rename = "Change", deny_unknown_fields)]
@@ -106,26 +103,6 @@ enum JsonChange {
         add: Vec<Grantee>,
         remove: Vec<Grantee>,
     },
-    /// A copy of an image to make, or a pending one to wait for.
-    Copy {
-        /// The account that makes and owns the copy.
-        account: String,
-        account_name: Option<String>,
-        /// The copy's region.
-        region: String,
-        /// `reencrypt`, `replica`, `target_key` or `kept_by_target`.
-        purpose: String,
-        source_account: String,
-        source_region: String,
-        source_image_id: String,
-        name: String,
-        key_arn: String,
-        key_name: Option<String>,
-        /// The id of a copy already started, which apply waits for.
-        pending_image_id: Option<String>,
-        /// Who the copy is shared with once available.
-        shares: Vec<Grantee>,
-    },
 }
 
 /// One member of a managed key policy statement.
@@ -170,8 +147,9 @@ struct JsonFinding {
     hint: Option<String>,
 }
 
-/// `blocked`: a declared change cannot be made until someone acts; `warning`: something
-/// to act on, nothing blocked; `note`: something the plan does that deserves a mention.
+/// How much a finding matters. `blocked`: a declared change cannot be made until someone
+/// acts. `warning`: something to act on, with nothing blocked. `note`: something the plan
+/// does that deserves a mention.
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "Severity")]
@@ -189,13 +167,14 @@ pub fn render_json(plan: &Plan, spec: &Spec) -> String {
         changes: plan.changes.iter().map(|c| change(c, spec)).collect(),
         findings: plan.findings.iter().map(finding).collect(),
     };
-    // Serializing plain structs of strings and numbers cannot fail.
+    // serde_json fails only on maps with non-string keys, and these types have none.
     let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
     text.push('\n');
     text
 }
 
-/// The JSON Schema of [`render_json`]'s output, pretty-printed, with a trailing newline.
+/// Generates the JSON Schema of [`render_json`]'s output, pretty-printed, with a trailing
+/// newline.
 pub fn plan_schema() -> String {
     let schema = schemars::schema_for!(PlanDocument);
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
@@ -219,31 +198,6 @@ fn change(change: &Change, spec: &Spec) -> JsonChange {
         Change::KeyPolicy(c) => key_policy(c, spec),
         Change::VolumePermissions(c) => volume_permissions(c, spec),
         Change::LaunchPermissions(c) => launch_permissions(c, spec),
-        Change::Copy(c) => copy(c, spec),
-    }
-}
-
-fn copy(c: &CopyChange, spec: &Spec) -> JsonChange {
-    let (account, account_name, region) = scope(&c.scope, spec);
-    let purpose = match &c.purpose {
-        CopyPurpose::Reencrypt => "reencrypt",
-        CopyPurpose::Replica => "replica",
-        CopyPurpose::TargetKey { .. } => "target_key",
-        CopyPurpose::KeptByTarget { .. } => "kept_by_target",
-    };
-    JsonChange::Copy {
-        account,
-        account_name,
-        region,
-        purpose: purpose.to_owned(),
-        source_account: c.request.source.account.clone(),
-        source_region: c.request.source.region.clone(),
-        source_image_id: c.request.source_image.clone(),
-        name: c.request.name.clone(),
-        key_arn: c.request.key_arn.clone(),
-        key_name: c.key_name.clone(),
-        pending_image_id: c.pending_image.clone(),
-        shares: c.shares.iter().map(grantee).collect(),
     }
 }
 
@@ -310,8 +264,8 @@ fn members(pairs: &[(String, String)]) -> Vec<StatementMember> {
         .collect()
 }
 
-/// The policy as a JSON object. The plan holds it as amishare printed it from a parsed
-/// policy, so it parses; should it not, the text is kept as a string rather than lost.
+/// Parses a policy into a JSON object. The plan stores it as amishare printed it from a
+/// parsed policy, so it parses. Should it not, the text is kept as a string, not lost.
 fn document(policy: &str) -> Value {
     serde_json::from_str(policy).unwrap_or_else(|_| Value::String(policy.to_owned()))
 }

@@ -36,7 +36,7 @@ pub fn render(format: Format, plan: &Plan, spec: &Spec) -> String {
     }
 }
 
-/// What a plan adds and removes, and what it found.
+/// Entry and finding counts of a plan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     pub changes: usize,
@@ -60,8 +60,6 @@ pub fn counts(plan: &Plan) -> Counts {
             Change::KeyPolicy(c) => (c.added.len(), c.removed.len() + c.drop.len()),
             Change::LaunchPermissions(c) => (c.add.len(), c.remove.len()),
             Change::VolumePermissions(c) => (c.add.len(), c.remove.len()),
-            // A copy to make counts as one addition; one already pending adds nothing new.
-            Change::Copy(c) => (usize::from(c.pending_image.is_none()), 0),
         };
         counts.added += added;
         counts.removed += removed;
@@ -76,7 +74,7 @@ pub fn counts(plan: &Plan) -> Counts {
     counts
 }
 
-/// One line counting what the plan does and what it found.
+/// Summarizes in one line what the plan does and what it found.
 pub fn summary(plan: &Plan) -> String {
     let counts = counts(plan);
     let mut text = if plan.is_empty() && counts.blocked == 0 {
@@ -120,14 +118,15 @@ fn policy_diff(change: &KeyPolicyChange) -> String {
         .to_string()
 }
 
-/// The account id of a root principal ARN such as `arn:aws:iam::111111111111:root`.
+/// Extracts the account id from a root principal ARN such as
+/// `arn:aws:iam::111111111111:root`.
 fn root_account(member: &str) -> Option<&str> {
     member
         .strip_suffix(":root")
         .and_then(|rest| rest.rsplit(':').next())
 }
 
-/// The name the spec gives to the account a value ends in (`account 222222222222`, a
+/// Looks up the spec's name for the account a value ends in (`account 222222222222`, a
 /// bare id, or a root principal ARN).
 fn account_name<'a>(spec: &'a Spec, value: &str) -> Option<&'a str> {
     let id = root_account(value).unwrap_or_else(|| value.rsplit(' ').next().unwrap_or(value));
