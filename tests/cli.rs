@@ -171,3 +171,21 @@ fn stage_files_supply_account_ids() {
         "common.yaml alone names undeclared accounts"
     );
 }
+
+#[test]
+fn conflicting_specs_in_a_directory_name_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = "version: 1\naccounts:\n  - {name: factory, id: \"111111111111\"}\n";
+    let image = |target: &str| {
+        format!("version: 1\nimages:\n  - account: factory\n    region: us-east-1\n    ids: [ami-0123456789abcdef0]\n    share_with:\n      - account: \"{target}\"\n")
+    };
+    std::fs::write(dir.path().join("a-accounts.yaml"), common).unwrap();
+    std::fs::write(dir.path().join("b-team.yaml"), image("222222222222")).unwrap();
+    std::fs::write(dir.path().join("c-other-team.yaml"), image("333333333333")).unwrap();
+    let output = amishare(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    let line = stderr.lines().find(|l| l.contains("[duplicate-image]")).unwrap_or_default();
+    assert!(line.contains("c-other-team.yaml: images[0].ids[0]"), "{stderr}");
+    assert!(line.contains("b-team.yaml: images[0].ids[0]"), "{stderr}");
+}
