@@ -10,9 +10,12 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use crate::apply::CopyOptions;
 use crate::aws::sdk::SdkCloud;
 use crate::observe::Observed;
+use crate::plan::Change;
 use crate::plan::Plan;
+use crate::progress::CopyDisplay;
 use crate::render::Format;
 use crate::saved::{self, SavedPlan};
 use crate::spec::{Diagnostics, Spec};
@@ -349,7 +352,16 @@ async fn apply_saved(path: &Path, saved: &SavedPlan, allow_blocked: bool) -> Res
 
 /// Applies `plan`, prints each step, then plans again to check that nothing is left.
 async fn execute(cloud: &SdkCloud, spec: &Spec, plan: &Plan) -> Result<u8, CliError> {
-    let report = apply::apply(cloud, plan).await;
+    let copies = plan
+        .changes
+        .iter()
+        .filter(|c| matches!(c, Change::Copy(_)))
+        .count();
+    let display = CopyDisplay::new(copies);
+    let applied = apply::apply_all(cloud, spec, plan, &CopyOptions::default(), &display).await;
+    display.finish();
+    let (report, _) = applied
+        .map_err(|err| CliError::new("cannot read the live state after making copies", err))?;
     print_report(&report);
     let (_, after) = make_plan(cloud, spec).await?;
     if after.is_empty() && report.succeeded() {

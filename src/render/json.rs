@@ -10,8 +10,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Counts, counts};
+use crate::copies::CopyPurpose;
 use crate::model::{LaunchEntry, Scope};
-use crate::plan::{Change, Finding, KeyPolicyChange, LaunchChange, Plan, Severity, VolumeChange};
+use crate::plan::{
+    Change, CopyChange, Finding, KeyPolicyChange, LaunchChange, Plan, Severity, VolumeChange,
+};
 use crate::spec::Spec;
 
 /// Version of the JSON plan format. It changes when a field is removed, renamed or given
@@ -102,6 +105,26 @@ enum JsonChange {
         key_name: Option<String>,
         add: Vec<Grantee>,
         remove: Vec<Grantee>,
+    },
+    /// A copy of an image to make, or a pending one to wait for.
+    Copy {
+        /// The account that makes and owns the copy.
+        account: String,
+        account_name: Option<String>,
+        /// The copy's region.
+        region: String,
+        /// `reencrypt`, `replica`, `target_key` or `kept_by_target`.
+        purpose: String,
+        source_account: String,
+        source_region: String,
+        source_image_id: String,
+        name: String,
+        key_arn: String,
+        key_name: Option<String>,
+        /// The id of a copy already started, which apply waits for.
+        pending_image_id: Option<String>,
+        /// Who the copy is shared with once available.
+        shares: Vec<Grantee>,
     },
 }
 
@@ -198,6 +221,31 @@ fn change(change: &Change, spec: &Spec) -> JsonChange {
         Change::KeyPolicy(c) => key_policy(c, spec),
         Change::VolumePermissions(c) => volume_permissions(c, spec),
         Change::LaunchPermissions(c) => launch_permissions(c, spec),
+        Change::Copy(c) => copy(c, spec),
+    }
+}
+
+fn copy(c: &CopyChange, spec: &Spec) -> JsonChange {
+    let (account, account_name, region) = scope(&c.scope, spec);
+    let purpose = match &c.purpose {
+        CopyPurpose::Reencrypt => "reencrypt",
+        CopyPurpose::Replica => "replica",
+        CopyPurpose::TargetKey { .. } => "target_key",
+        CopyPurpose::KeptByTarget { .. } => "kept_by_target",
+    };
+    JsonChange::Copy {
+        account,
+        account_name,
+        region,
+        purpose: purpose.to_owned(),
+        source_account: c.request.source.account.clone(),
+        source_region: c.request.source.region.clone(),
+        source_image_id: c.request.source_image.clone(),
+        name: c.request.name.clone(),
+        key_arn: c.request.key_arn.clone(),
+        key_name: c.key_name.clone(),
+        pending_image_id: c.pending_image.clone(),
+        shares: c.shares.iter().map(grantee).collect(),
     }
 }
 

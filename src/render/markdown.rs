@@ -10,7 +10,9 @@ use std::fmt::Write;
 
 use super::{account_name, policy_diff, summary};
 use crate::model::{LaunchEntry, Scope};
-use crate::plan::{Change, Finding, KeyPolicyChange, LaunchChange, Plan, Severity, VolumeChange};
+use crate::plan::{
+    Change, CopyChange, Finding, KeyPolicyChange, LaunchChange, Plan, Severity, VolumeChange,
+};
 use crate::spec::Spec;
 use crate::spec::ids::is_unique_principal_id;
 
@@ -55,6 +57,7 @@ fn scope_table(out: &mut String, spec: &Spec, scope: &Scope, changes: &[&Change]
             }
             Change::VolumePermissions(c) => volume_rows(spec, c),
             Change::LaunchPermissions(c) => launch_rows(spec, c),
+            Change::Copy(c) => copy_rows(spec, c),
         };
         for row in rows {
             let _ = writeln!(
@@ -137,6 +140,33 @@ fn launch_rows(spec: &Spec, change: &LaunchChange) -> Vec<Row> {
     };
     let mut rows: Vec<Row> = change.add.iter().map(|e| row("add", e)).collect();
     rows.extend(change.remove.iter().map(|e| row("remove", e)));
+    rows
+}
+
+fn copy_rows(spec: &Spec, change: &CopyChange) -> Vec<Row> {
+    let source = format!("image {}", code(&change.request.source_image));
+    let action = match &change.pending_image {
+        Some(id) => format!("wait for pending copy {}", code(id)),
+        None => format!(
+            "copy under {}",
+            code(
+                change
+                    .key_name
+                    .as_deref()
+                    .unwrap_or(&change.request.key_arn)
+            )
+        ),
+    };
+    let mut rows = vec![Row {
+        resource: source.clone(),
+        action,
+        principal: String::new(),
+    }];
+    rows.extend(change.shares.iter().map(|entry| Row {
+        resource: source.clone(),
+        action: "share the copy".to_owned(),
+        principal: grantee(spec, entry),
+    }));
     rows
 }
 

@@ -60,6 +60,8 @@ pub fn counts(plan: &Plan) -> Counts {
             Change::KeyPolicy(c) => (c.added.len(), c.removed.len() + c.drop.len()),
             Change::LaunchPermissions(c) => (c.add.len(), c.remove.len()),
             Change::VolumePermissions(c) => (c.add.len(), c.remove.len()),
+            // A copy to make counts as one addition; one already pending adds nothing new.
+            Change::Copy(c) => (usize::from(c.pending_image.is_none()), 0),
         };
         counts.added += added;
         counts.removed += removed;
