@@ -81,6 +81,12 @@ enum Command {
         /// Apply without asking for confirmation; needed when stdin is not a terminal.
         #[arg(long)]
         auto_approve: bool,
+        /// How long to wait for image copies to become available, such as `90m` or `2h`.
+        #[arg(long, value_name = "DURATION", default_value = "2h")]
+        copy_timeout: humantime::Duration,
+        /// Image copies in flight at once per destination region.
+        #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+        max_copies_per_region: u16,
     },
     /// Print the JSON Schema of the spec format.
     Schema {
@@ -98,7 +104,19 @@ pub fn command() -> clap::Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // Exit 2 means "changes pending" here, so usage errors exit 1 like any error.
+            let code = if err.use_stderr() {
+                EXIT_ERROR
+            } else {
+                EXIT_OK
+            };
+            return ExitCode::from(code);
+        }
+    };
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -120,8 +138,10 @@ fn init_logging(verbose: u8) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
@@ -215,10 +235,19 @@ async fn run(command: Command) -> Result<u8, CliError> {
             specs,
             allow_blocked,
             auto_approve,
-        } => match saved_plan(&specs)? {
-            Some((path, saved)) => apply_saved(&path, &saved, allow_blocked).await,
-            None => apply_specs(&specs, allow_blocked, auto_approve).await,
-        },
+            copy_timeout,
+            max_copies_per_region,
+        } => {
+            let copies = CopyOptions {
+                timeout: copy_timeout.into(),
+                max_in_flight_per_region: usize::from(max_copies_per_region),
+                ..CopyOptions::default()
+            };
+            match saved_plan(&specs)? {
+                Some((path, saved)) => apply_saved(&path, &saved, allow_blocked, &copies).await,
+                None => apply_specs(&specs, allow_blocked, auto_approve, &copies).await,
+            }
+        }
     }
 }
 
@@ -286,6 +315,7 @@ async fn apply_specs(
     specs: &[PathBuf],
     allow_blocked: bool,
     auto_approve: bool,
+    copies: &CopyOptions,
 ) -> Result<u8, CliError> {
     let spec = load(specs)?;
     if !auto_approve && !std::io::stdin().is_terminal() {
@@ -304,7 +334,7 @@ async fn apply_specs(
     if !auto_approve && !confirm()? {
         return Err(CliError::plain("apply cancelled; nothing was changed"));
     }
-    execute(&cloud, &spec, &plan).await
+    execute(&cloud, &spec, &plan, copies).await
 }
 
 /// Asks on the terminal whether to apply; only `y` or `yes` agrees.
@@ -322,7 +352,12 @@ fn is_yes(answer: &str) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-async fn apply_saved(path: &Path, saved: &SavedPlan, allow_blocked: bool) -> Result<u8, CliError> {
+async fn apply_saved(
+    path: &Path,
+    saved: &SavedPlan,
+    allow_blocked: bool,
+    copies: &CopyOptions,
+) -> Result<u8, CliError> {
     let spec = saved
         .spec()
         .map_err(|err| CliError::new("cannot use the saved plan", err))?;
@@ -347,34 +382,51 @@ async fn apply_saved(path: &Path, saved: &SavedPlan, allow_blocked: bool) -> Res
     if saved.plan.is_empty() {
         return Ok(EXIT_OK);
     }
-    execute(&cloud, &spec, &saved.plan).await
+    execute(&cloud, &spec, &saved.plan, copies).await
 }
 
 /// Applies `plan`, prints each step, then plans again to check that nothing is left.
-async fn execute(cloud: &SdkCloud, spec: &Spec, plan: &Plan) -> Result<u8, CliError> {
-    let copies = plan
+async fn execute(
+    cloud: &SdkCloud,
+    spec: &Spec,
+    plan: &Plan,
+    copies: &CopyOptions,
+) -> Result<u8, CliError> {
+    let count = plan
         .changes
         .iter()
         .filter(|c| matches!(c, Change::Copy(_)))
         .count();
-    let display = CopyDisplay::new(copies);
-    let applied = apply::apply_all(cloud, spec, plan, &CopyOptions::default(), &display).await;
+    let display = CopyDisplay::new(count);
+    let applied = apply::apply_all(cloud, spec, plan, copies, &display).await;
     display.finish();
     let (report, _) = applied
         .map_err(|err| CliError::new("cannot read the live state after making copies", err))?;
     print_report(&report);
     let (_, after) = make_plan(cloud, spec).await?;
+    let blocked = after.blocked().count();
     if after.is_empty() && report.succeeded() {
-        println!("Converged: the live state matches the spec.");
+        if blocked == 0 {
+            println!("Converged: the live state matches the spec.");
+        } else {
+            println!("Done: nothing else can change until {blocked} blocked change(s) are fixed.");
+        }
         return Ok(EXIT_OK);
     }
     println!("Not converged: {}", render::summary(&after));
-    Err(CliError::plain(format!(
-        "apply finished with {} failed and {} skipped step(s)",
-        report.failed.len(),
-        report.skipped.len()
-    ))
-    .hint("fix the cause shown above and run apply again; completed steps are not repeated"))
+    let message = if report.succeeded() {
+        format!(
+            "the live state still differs from the spec after apply: {} change(s) remain",
+            after.changes.len()
+        )
+    } else {
+        format!(
+            "apply finished with {} failed and {} skipped step(s)",
+            report.failed.len(),
+            report.skipped.len()
+        )
+    };
+    Err(CliError::plain(message).hint("run plan to see what remains; fix any cause shown above and run apply again, which does not repeat completed steps"))
 }
 
 /// Writes the plan: text through the styling layer, Markdown and JSON byte for byte.

@@ -177,7 +177,9 @@ fn conflicting_specs_in_a_directory_name_both_files() {
     let dir = tempfile::tempdir().unwrap();
     let common = "version: 1\naccounts:\n  - {name: factory, id: \"111111111111\"}\n";
     let image = |target: &str| {
-        format!("version: 1\nimages:\n  - account: factory\n    region: us-east-1\n    ids: [ami-0123456789abcdef0]\n    share_with:\n      - account: \"{target}\"\n")
+        format!(
+            "version: 1\nimages:\n  - account: factory\n    region: us-east-1\n    ids: [ami-0123456789abcdef0]\n    share_with:\n      - account: \"{target}\"\n"
+        )
     };
     std::fs::write(dir.path().join("a-accounts.yaml"), common).unwrap();
     std::fs::write(dir.path().join("b-team.yaml"), image("222222222222")).unwrap();
@@ -185,7 +187,24 @@ fn conflicting_specs_in_a_directory_name_both_files() {
     let output = amishare(&["validate", dir.path().to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
-    let line = stderr.lines().find(|l| l.contains("[duplicate-image]")).unwrap_or_default();
-    assert!(line.contains("c-other-team.yaml: images[0].ids[0]"), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("[duplicate-image]"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("c-other-team.yaml: images[0].ids[0]"),
+        "{stderr}"
+    );
     assert!(line.contains("b-team.yaml: images[0].ids[0]"), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_one_not_two() {
+    // 2 means "changes pending" for plan --detailed-exitcode, so a typo must not return it.
+    for args in [&["plan", "--detailed-exit-code", "x.yaml"][..], &["bogus"][..]] {
+        let output = amishare(args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(text(&output.stderr).contains("error:"), "{args:?}");
+    }
+    assert_eq!(amishare(&["--help"]).status.code(), Some(0));
 }
