@@ -8,6 +8,10 @@ use serde_json::{Map, Value, json};
 
 use crate::spec::ids::is_unique_principal_id;
 
+/// Largest key policy KMS accepts: 32 KB (KMS Developer Guide, "Quotas": key policy
+/// document size).
+pub const MAX_POLICY_BYTES: usize = 32 * 1024;
+
 /// Prefix of the `Sid` of every statement amishare owns.
 pub const MANAGED_PREFIX: &str = "amishare-";
 
@@ -137,6 +141,22 @@ impl Policy {
     /// Members of each well-formed managed statement; see [`Policy::managed_state`].
     pub fn managed_members(&self, partition: &str) -> Members {
         self.managed_state(partition).members
+    }
+
+    /// Renders the policy as it is written: pretty-printed, or compact when only that
+    /// fits within [`MAX_POLICY_BYTES`]. `None` when neither fits.
+    pub fn to_document(&self) -> Option<String> {
+        let pretty = self.to_pretty();
+        if pretty.len() <= MAX_POLICY_BYTES {
+            return Some(pretty);
+        }
+        let mut document = self.document.clone();
+        document.insert(
+            "Statement".to_owned(),
+            Value::Array(self.statements.clone()),
+        );
+        let compact = serde_json::to_string(&Value::Object(document)).unwrap_or_default();
+        (compact.len() <= MAX_POLICY_BYTES).then_some(compact)
     }
 
     /// Renders the policy as KMS accepts it, pretty-printed for review.

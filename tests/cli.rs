@@ -201,7 +201,10 @@ fn conflicting_specs_in_a_directory_name_both_files() {
 #[test]
 fn usage_errors_exit_one_not_two() {
     // 2 means "changes pending" for plan --detailed-exitcode, so a typo must not return it.
-    for args in [&["plan", "--detailed-exit-code", "x.yaml"][..], &["bogus"][..]] {
+    for args in [
+        &["plan", "--detailed-exit-code", "x.yaml"][..],
+        &["bogus"][..],
+    ] {
         let output = amishare(args);
         assert_eq!(output.status.code(), Some(1), "{args:?}");
         assert!(text(&output.stderr).contains("error:"), "{args:?}");

@@ -788,3 +788,66 @@ async fn selector_matching_nothing_warns_or_blocks() {
         .expect("reported");
     assert_eq!(finding.severity, Severity::Blocked);
 }
+
+#[tokio::test]
+async fn launch_permissions_over_the_limit_are_refused() {
+    let cloud = MemoryCloud::new();
+    cloud.add_key(
+        &scope(),
+        KEY_ID,
+        Some("alias/golden"),
+        KeyManager::Customer,
+        ROOT_POLICY,
+    );
+    cloud.add_image(
+        &scope(),
+        IMAGE,
+        &[Snapshot {
+            id: SNAPSHOT.into(),
+            encrypted: false,
+            kms_key_id: None,
+        }],
+    );
+    let many: String = (0..1001)
+        .map(|i| format!("\n      - {{account: \"{:012}\"}}", 500_000_000_000u64 + i))
+        .collect();
+    let planned = plan_for(
+        &cloud,
+        &load(&spec_text(false, &many).replace("    key: golden\n", "")),
+    )
+    .await;
+    assert!(
+        planned
+            .blocked()
+            .any(|f| f.code == "too-many-launch-permissions"),
+        "{:#?}",
+        planned.findings
+    );
+    assert!(
+        !planned
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::LaunchPermissions(_)))
+    );
+}
+
+#[tokio::test]
+async fn key_policy_over_the_limit_is_refused() {
+    let (cloud, _) = world();
+    // Each account adds a root ARN of about 40 bytes to the statement.
+    let many: String = (0..1000)
+        .map(|i| format!("\n      - {{account: \"{:012}\"}}", 500_000_000_000u64 + i))
+        .collect();
+    let planned = plan_for(&cloud, &load(&spec_text(false, &many))).await;
+    assert!(
+        planned.blocked().any(|f| f.code == "key-policy-too-large"),
+        "{:#?}",
+        planned.findings
+    );
+    assert!(
+        planned.changes.is_empty(),
+        "nothing under the key is shared without its grant"
+    );
+    apply(&cloud, &planned).await;
+    assert_eq!(cloud.mutating_calls(), 0);
+}

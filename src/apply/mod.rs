@@ -51,6 +51,8 @@ pub enum StepError {
     Malformed(String),
     #[error("{0}")]
     Copy(String),
+    #[error("the key policy would exceed the KMS limit of 32 KB; nothing was written")]
+    TooLarge,
 }
 
 #[derive(Default)]
@@ -346,8 +348,11 @@ async fn write_key(
     if next.same_meaning(&current) {
         return Ok(false);
     }
+    let Some(document) = next.to_document() else {
+        return Err(StepError::TooLarge);
+    };
     cloud
-        .put_key_policy(&change.scope, &change.key_id, &next.to_pretty())
+        .put_key_policy(&change.scope, &change.key_id, &document)
         .await?;
     Ok(true)
 }

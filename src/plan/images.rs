@@ -15,6 +15,12 @@ const REENCRYPTED: [&str; 3] = ["aws-managed-key", "wrong-key", "snapshot-not-en
 
 type Volumes = BTreeMap<(Scope, String), VolumePlan>;
 
+/// Launch permission entries (accounts, organizations, OUs) EC2 allows per image and
+/// region (EC2 User Guide, "Share an AMI": 1,000 by default).
+// NOTE: the quota is adjustable on request; an account with a raised quota is refused
+// here all the same.
+const MAX_LAUNCH_ENTITIES: usize = 1000;
+
 /// Everything declared for one snapshot, which several images may share.
 struct VolumePlan {
     image_id: String,
@@ -324,6 +330,14 @@ impl Planner<'_> {
             extra,
         );
         if add.is_empty() && remove.is_empty() {
+            return;
+        }
+        let after = image.launch.len() + add.len() - remove.len();
+        if after > MAX_LAUNCH_ENTITIES {
+            let message = format!(
+                "image would have {after} launch permission entries, more than the {MAX_LAUNCH_ENTITIES} EC2 allows"
+            );
+            self.blocked(scope, &image.image.id, Blocker::new("too-many-launch-permissions", message, "share with organizations or OUs, whose members do not count, instead of many accounts"));
             return;
         }
         self.plan

@@ -79,6 +79,7 @@ impl Planner<'_> {
     /// Plans the statement rewrite of every usable key.
     pub(super) fn key_changes(&mut self) {
         let names: Vec<String> = self.spec.keys.iter().map(|k| k.name.clone()).collect();
+        let mut oversized = BTreeSet::new();
         for name in names {
             let Some(KeyStatus::Usable(key)) = self.keys.get(&name) else {
                 continue;
@@ -89,20 +90,51 @@ impl Planner<'_> {
                 .cloned()
                 .unwrap_or_default();
             let change = self.key_change(&name, key, desired);
-            if let Some(change) = change {
-                self.plan.changes.push(Change::KeyPolicy(change));
+            let Some(change) = change else { continue };
+            if change.after_document_fits {
+                self.plan.changes.push(Change::KeyPolicy(change.change));
+                continue;
             }
+            let scope = change.change.scope.clone();
+            let message = format!(
+                "the policy of key `{name}` would exceed the KMS limit of 32 KB with the grants the spec declares"
+            );
+            self.blocked(&scope, &name, Blocker::new("key-policy-too-large", message, "share with organizations or OUs (one condition value each) instead of many accounts"));
+            oversized.insert(name);
         }
+        // Without the key grant, targets must not get images under that key.
+        self.withhold_additions(&oversized);
     }
 
-    fn key_change(&self, name: &str, key: &UsableKey, desired: Members) -> Option<KeyPolicyChange> {
+    /// Drops the additions of launch and create-volume permissions on images under `keys`.
+    fn withhold_additions(&mut self, keys: &BTreeSet<String>) {
+        if keys.is_empty() {
+            return;
+        }
+        let under = |key: &Option<String>| key.as_ref().is_some_and(|k| keys.contains(k));
+        for change in &mut self.plan.changes {
+            match change {
+                Change::LaunchPermissions(c) if under(&c.key_name) => c.add.clear(),
+                Change::VolumePermissions(c) if under(&c.key_name) => c.add.clear(),
+                _ => {}
+            }
+        }
+        self.plan.changes.retain(|c| match c {
+            Change::LaunchPermissions(c) => !c.add.is_empty() || !c.remove.is_empty(),
+            Change::VolumePermissions(c) => !c.add.is_empty() || !c.remove.is_empty(),
+            _ => true,
+        });
+    }
+
+    fn key_change(&self, name: &str, key: &UsableKey, desired: Members) -> Option<SizedChange> {
         let (target, drop) = self.key_target(key, desired);
         let after = key.policy.with_managed(&target, &drop);
         if after.same_meaning(&key.policy) {
             return None;
         }
         let (added, removed) = member_changes(&key.state.members, &target);
-        Some(KeyPolicyChange {
+        let after_document_fits = after.to_document().is_some();
+        let change = KeyPolicyChange {
             scope: key.scope.clone(),
             key_name: name.to_owned(),
             key_id: key.metadata.key_id.clone(),
@@ -113,6 +145,10 @@ impl Planner<'_> {
             drop,
             before: key.policy.to_pretty(),
             after: after.to_pretty(),
+        };
+        Some(SizedChange {
+            change,
+            after_document_fits,
         })
     }
 
@@ -231,6 +267,12 @@ fn assess(name: &str, scope: &Scope, metadata: &KeyMetadata, text: &str) -> KeyS
         policy,
         state,
     }))
+}
+
+/// A key policy change, and whether the policy it writes fits the KMS size limit.
+struct SizedChange {
+    change: KeyPolicyChange,
+    after_document_fits: bool,
 }
 
 /// A `(sid, member)` pair of a managed statement.
