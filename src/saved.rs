@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::model::Scope;
-use crate::observe::{Observed, ObservedKey};
+use crate::observe::{Observed, ObservedImage, ObservedKey};
 use crate::plan::Plan;
 use crate::spec::{self, Diagnostics, Spec};
 
@@ -69,19 +69,23 @@ pub struct Resource {
     pub kind: ResourceKind,
     pub account: String,
     pub region: String,
-    /// Image or snapshot id; a declared key's name, or the ARN of a key found on a snapshot.
+    /// Image or snapshot id, a declared key's name, the ARN of another key, or where in
+    /// the spec a selection is declared.
     pub id: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
-    /// State and launch permissions of an image, and its snapshot ids.
+    /// State and launch permissions of an image or of a copy amishare made, and its
+    /// snapshot ids.
     Image,
-    /// Encryption and createVolumePermission of a snapshot.
+    /// Encryption and createVolumePermission of a snapshot, and whether it was found.
     Snapshot,
     /// Metadata and policy text of a key.
     Key,
+    /// The image ids a selector in the spec resolved to.
+    Selection,
 }
 
 impl fmt::Display for Resource {
@@ -90,6 +94,7 @@ impl fmt::Display for Resource {
             ResourceKind::Image => "image",
             ResourceKind::Snapshot => "snapshot",
             ResourceKind::Key => "key",
+            ResourceKind::Selection => "image selection",
         };
         write!(
             f,
@@ -299,30 +304,33 @@ pub fn load_sources(sources: &[SpecSource]) -> Result<Spec, SavedPlanError> {
     spec::load(&paths).map_err(invalid)
 }
 
-/// Fingerprints every image, snapshot and key in `observed`, sorted.
+/// Fingerprints every image, copy, snapshot, key and image selection in `observed`,
+/// sorted.
 pub fn fingerprints(spec: &Spec, observed: &Observed) -> Vec<Fingerprint> {
     let mut all = BTreeSet::new();
-    for ((scope, id), image) in &observed.images {
-        let launch: Vec<String> = image.launch.iter().map(ToString::to_string).collect();
-        let state = json!({
-            "state": image.image.state,
-            "snapshot_ids": image.image.snapshot_ids,
-            "launch_permissions": launch,
-        });
-        all.insert(fingerprint(ResourceKind::Image, scope, id, &state));
-        for snapshot in &image.snapshots {
-            let state = json!({
-                "encrypted": snapshot.snapshot.encrypted,
-                "kms_key_id": snapshot.snapshot.kms_key_id,
-                "create_volume_permissions": snapshot.volume_permissions,
-            });
-            all.insert(fingerprint(
-                ResourceKind::Snapshot,
-                scope,
-                &snapshot.snapshot.id,
-                &state,
-            ));
+    for ((scope, _), image) in &observed.images {
+        image_fingerprints(scope, image, &mut all);
+    }
+    for (scope, copies) in &observed.copies {
+        for copy in copies {
+            image_fingerprints(scope, copy, &mut all);
         }
+    }
+    for (index, ids) in &observed.selected {
+        let (scope, origin) = match spec.images.get(*index) {
+            Some(group) => (
+                Scope::new(&group.account, &group.region),
+                group.origin.clone(),
+            ),
+            None => (Scope::new("", ""), format!("images[{index}]")),
+        };
+        let state = json!({ "image_ids": ids });
+        all.insert(fingerprint(
+            ResourceKind::Selection,
+            &scope,
+            &origin,
+            &state,
+        ));
     }
     for (name, key) in &observed.keys {
         let scope = spec
@@ -348,6 +356,36 @@ pub fn fingerprints(spec: &Spec, observed: &Observed) -> Vec<Fingerprint> {
         all.insert(fingerprint(ResourceKind::Key, &arn_scope(arn), arn, &state));
     }
     all.into_iter().collect()
+}
+
+/// Adds the fingerprints of an image and of each of its snapshots.
+fn image_fingerprints(scope: &Scope, image: &ObservedImage, all: &mut BTreeSet<Fingerprint>) {
+    let launch: Vec<String> = image.launch.iter().map(ToString::to_string).collect();
+    let state = json!({
+        "state": image.image.state,
+        "snapshot_ids": image.image.snapshot_ids,
+        "launch_permissions": launch,
+    });
+    all.insert(fingerprint(
+        ResourceKind::Image,
+        scope,
+        &image.image.id,
+        &state,
+    ));
+    for snapshot in &image.snapshots {
+        let state = json!({
+            "missing": snapshot.missing,
+            "encrypted": snapshot.snapshot.encrypted,
+            "kms_key_id": snapshot.snapshot.kms_key_id,
+            "create_volume_permissions": snapshot.volume_permissions,
+        });
+        all.insert(fingerprint(
+            ResourceKind::Snapshot,
+            scope,
+            &snapshot.snapshot.id,
+            &state,
+        ));
+    }
 }
 
 /// Collects the state of a declared key: its metadata and policy text. For a key that

@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use amishare::aws::AwsError;
 use amishare::aws::memory::MemoryCloud;
+use amishare::aws::{AwsError, Cloud};
 use amishare::model::{KeyManager, LaunchEntry, Scope, Snapshot};
 use amishare::observe::{Observed, ObservedKey, observe};
-use amishare::plan::plan;
+use amishare::plan::{Change, plan};
 use amishare::render::render_json;
 use amishare::saved::{
     self, Resource, ResourceKind, SAVED_PLAN_VERSION, SavedPlan, SavedPlanError, SpecSource,
@@ -379,4 +379,122 @@ async fn apply_takes_a_saved_plan_alone() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("must be the only argument"), "{stderr}");
+}
+
+#[tokio::test]
+async fn new_copy_makes_saved_plan_stale() {
+    let cloud = MemoryCloud::new();
+    cloud.add_key(
+        &scope(),
+        KEY_ID,
+        Some("alias/golden"),
+        KeyManager::Customer,
+        POLICY,
+    );
+    let managed = cloud.add_key(
+        &scope(),
+        "aaaaaaaa-12ab-34cd-56ef-1234567890ab",
+        Some("alias/aws/ebs"),
+        KeyManager::Aws,
+        "{}",
+    );
+    cloud.add_image(
+        &scope(),
+        IMAGE,
+        &[Snapshot {
+            id: SNAPSHOT.into(),
+            encrypted: true,
+            kms_key_id: Some(managed),
+        }],
+    );
+    let text = SPEC.replace(
+        "    key: golden\n",
+        "    key: golden\n    reencrypt: true\n",
+    );
+    let sources = [SpecSource {
+        path: "copies.yaml".into(),
+        text,
+    }];
+    let spec = saved::load_sources(&sources).expect("valid spec");
+    let observed = observe(&cloud, &spec).await.expect("observed");
+    let planned = plan(&spec, &observed);
+    let Some(Change::Copy(copy)) = planned
+        .changes
+        .iter()
+        .find(|c| matches!(c, Change::Copy(_)))
+    else {
+        panic!("no copy in {planned:#?}");
+    };
+    let request = copy.request.clone();
+    let copy_scope = copy.scope.clone();
+    let saved = SavedPlan::new(sources.to_vec(), &spec, &observed, planned);
+
+    // Someone else started the same copy since the plan was saved.
+    let copy_id = cloud
+        .copy_image(&copy_scope, &request)
+        .await
+        .expect("CopyImage");
+    let stale = stale(&cloud, &saved, &spec).await;
+    assert!(
+        stale.contains(&resource(ResourceKind::Image, &copy_id)),
+        "{stale:?}"
+    );
+}
+
+#[tokio::test]
+async fn newly_selected_image_makes_saved_plan_stale() {
+    let cloud = world();
+    cloud.describe_image(
+        &scope(),
+        IMAGE,
+        "golden-1",
+        &[("team", "platform")],
+        "2026-01-01T00:00:00.000Z",
+    );
+    let text = SPEC.replace(
+        "ids: [ami-0123456789abcdef0]",
+        "select: {name: \"golden-*\"}",
+    );
+    let sources = [SpecSource {
+        path: "selection.yaml".into(),
+        text,
+    }];
+    let spec = saved::load_sources(&sources).expect("valid spec");
+    let observed = observe(&cloud, &spec).await.expect("observed");
+    let planned = plan(&spec, &observed);
+    let saved = SavedPlan::new(sources.to_vec(), &spec, &observed, planned);
+    assert_eq!(stale(&cloud, &saved, &spec).await, []);
+
+    let second = "ami-0123456789abcdef9";
+    let key_arn = format!("arn:aws:kms:{REGION}:{FACTORY}:key/{KEY_ID}");
+    cloud.add_image(
+        &scope(),
+        second,
+        &[Snapshot {
+            id: "snap-0123456789abcdef9".into(),
+            encrypted: true,
+            kms_key_id: Some(key_arn),
+        }],
+    );
+    cloud.describe_image(
+        &scope(),
+        second,
+        "golden-2",
+        &[("team", "platform")],
+        "2026-02-01T00:00:00.000Z",
+    );
+    let stale = stale(&cloud, &saved, &spec).await;
+    assert!(
+        stale.contains(&resource(ResourceKind::Image, second)),
+        "{stale:?}"
+    );
+    let selection = stale
+        .iter()
+        .find(|r| r.kind == ResourceKind::Selection)
+        .unwrap_or_else(|| panic!("no selection in {stale:?}"));
+    assert!(selection.id.contains("images[0]"), "{selection:?}");
+    assert!(
+        selection.to_string().starts_with("image selection `"),
+        "{selection}"
+    );
 }
