@@ -667,3 +667,35 @@ async fn saved_plan_is_refused_after_drift() {
         rig().calls(&world.source)
     );
 }
+
+#[tokio::test]
+async fn trace_logs_hold_no_secret() {
+    let world = seed(11, false).await;
+    let role = format!("role_arn: \"arn:aws:iam::{}:role/amishare\"", world.source);
+    let text = world
+        .spec(false, "      - {account: prod}")
+        .replace(&role, &format!("{role}, external_id: \"ext-secret-8731\""));
+    let (dir, spec) = spec_dir(&text);
+    let secrets = [
+        ("AWS_ACCESS_KEY_ID", "AKIAAMISHARETEST0001"),
+        ("AWS_SECRET_ACCESS_KEY", "amishare-secret-value-4242"),
+        ("RUST_LOG", "trace"),
+    ];
+    let apply = rig().amishare_with(
+        dir.path(),
+        &["apply", spec.to_str().unwrap(), "--auto-approve"],
+        &secrets,
+    );
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+    let output = out(&apply);
+    assert!(output.len() > 10_000, "trace logging is on");
+    for secret in [
+        "AKIAAMISHARETEST0001",
+        "amishare-secret-value-4242",
+        "ext-secret-8731",
+        "Signature=",
+        "ASIA",
+    ] {
+        assert!(!output.contains(secret), "`{secret}` is in the output");
+    }
+}

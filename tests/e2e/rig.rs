@@ -81,6 +81,11 @@ fn start() -> Rig {
 impl Rig {
     /// Runs the amishare binary against the emulator.
     pub fn amishare(&self, dir: &Path, args: &[&str]) -> Output {
+        self.amishare_with(dir, args, &[])
+    }
+
+    /// Runs the amishare binary with `extra` environment variables set last.
+    pub fn amishare_with(&self, dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_amishare"))
             .args(args)
             .current_dir(dir)
@@ -97,6 +102,7 @@ impl Rig {
                 "AWS_SHARED_CREDENTIALS_FILE",
                 dir.join("no-aws-credentials"),
             )
+            .envs(extra.iter().copied())
             .output()
             .expect("amishare runs")
     }
