@@ -131,31 +131,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Highest log levels of the SDK's crates; see `init_logging`.
-const SDK_LOG_CAPS: [&str; 6] = [
-    "aws_config=info",
-    "aws_credential_types=info",
-    "aws_runtime=info",
-    "aws_sigv4=info",
-    "aws_smithy_runtime=info",
-    "aws_smithy_runtime_api=info",
-];
-
 fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
         1 => "amishare=debug,warn",
         _ => "debug",
     };
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    // The SDK's own logs carry credentials: aws-config logs the access key id of assumed
-    // credentials, and the orchestrator dumps identities and requests (with the external
-    // id) at debug and trace. They are capped whatever RUST_LOG asks for.
-    for cap in SDK_LOG_CAPS {
-        if let Ok(directive) = cap.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -313,8 +295,10 @@ async fn run_plan(specs: &[PathBuf], options: &PlanOptions) -> Result<u8, CliErr
 fn saved_plan(paths: &[PathBuf]) -> Result<Option<(PathBuf, SavedPlan)>, CliError> {
     let mut found = None;
     for path in paths {
-        let saved = SavedPlan::read(path)
-            .map_err(|err| CliError::new("cannot read the saved plan", err))?;
+        let saved = SavedPlan::read(path).map_err(|err| {
+            CliError::new("cannot read the saved plan", err)
+                .hint("save the plan again with `amishare plan --out FILE` using this amishare")
+        })?;
         if let Some(saved) = saved {
             found = Some((path.clone(), saved));
         }

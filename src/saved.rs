@@ -113,13 +113,13 @@ pub enum SavedPlanError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write the saved plan `{}`", .path.display())]
+    #[error("cannot write `{}`", .path.display())]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("`{}` is not a valid saved plan: {field}", .path.display())]
+    #[error("`{}` is not a valid saved plan{}", .path.display(), at_field(.field))]
     Invalid {
         path: PathBuf,
         field: String,
@@ -134,6 +134,16 @@ pub enum SavedPlanError {
     Spec(String),
     #[error("cannot write the saved spec files to a temporary directory")]
     Temp(#[source] std::io::Error),
+}
+
+/// Formats where a field is in the document, or nothing for the document itself, which
+/// serde_path_to_error writes as `.`.
+fn at_field(field: &str) -> String {
+    if field == "." {
+        String::new()
+    } else {
+        format!(" at `{field}`")
+    }
 }
 
 impl SavedPlan {
