@@ -14,7 +14,7 @@ use tracing::debug;
 
 use crate::aws::{AwsError, Cloud};
 use crate::copies;
-use crate::model::{Image, KeyMetadata, LaunchEntry, Scope, Snapshot};
+use crate::model::{Image, KeyMetadata, LaunchEntry, Scope, Snapshot, TAG_COPY_OF};
 use crate::spec::{ImageGroup, Key, Spec};
 
 /// Calls in flight at once, across all accounts and regions. Each account and region
@@ -274,6 +274,9 @@ impl Observer<'_> {
                         &selector.tags,
                     ))
                     .await?;
+                // A copy amishare made of a selected image may match the same name and
+                // tags; it is planned as a copy, never as a selected image of its own.
+                images.retain(|image| image.tag(TAG_COPY_OF).is_none());
                 images.sort_by(|a, b| {
                     b.creation_date
                         .cmp(&a.creation_date)

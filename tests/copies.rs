@@ -320,7 +320,7 @@ async fn copy_under_wrong_key_is_an_error() {
     let wrong = format!("arn:aws:kms:{REGION}:{SOURCE}:key/bbbbbbbb-12ab-34cd-56ef-1234567890ab");
     cloud.set_copy_behaviour(1, CopyOutcome::WrongKey(wrong.clone()));
     let spec = spec("    reencrypt: true", "      - {account: prod}");
-    let (report, after) = apply_all(
+    let (report, _) = apply_all(
         &cloud,
         &spec,
         &plan_for(&cloud, &spec).await,
@@ -333,6 +333,7 @@ async fn copy_under_wrong_key_is_an_error() {
     let message = report.failed[0].1.to_string();
     assert!(message.contains(&wrong), "{message}");
     assert!(message.contains("snap-"), "{message}");
+    let after = plan_for(&cloud, &spec).await;
     let finding = after
         .blocked()
         .find(|f| f.code == "copy-wrong-key")
@@ -428,4 +429,49 @@ async fn copies_carry_their_source_tags() {
     assert_eq!(made.tag("amishare:source-account"), Some(SOURCE));
     assert_eq!(made.tag("amishare:source-region"), Some(REGION));
     assert_eq!(made.tag("amishare:entry"), Some("copies.yaml: images[0]"));
+}
+
+#[tokio::test]
+async fn selector_does_not_select_its_own_copies() {
+    let cloud = world();
+    cloud.describe_image(
+        &source(),
+        IMAGE,
+        "golden-base",
+        &[],
+        "2026-01-01T00:00:00.000Z",
+    );
+    let text_spec = spec("    reencrypt: true", "      - {account: prod}");
+    let mut spec = text_spec.clone();
+    spec.images[0].image_ids.clear();
+    spec.images[0].selector = Some(amishare::spec::Selector {
+        name: Some("golden-*".into()),
+        tags: vec![],
+        newest: None,
+        must_match: true,
+    });
+    for _ in 0..2 {
+        let (report, _) = apply_all(
+            &cloud,
+            &spec,
+            &plan_for(&cloud, &spec).await,
+            &options(),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+        assert!(report.succeeded(), "{report:#?}");
+    }
+    let made = cloud.copies_of(&source(), &copy_of(&source(), IMAGE));
+    assert_eq!(made.len(), 1, "{made:#?}");
+    assert!(
+        made[0]
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("golden-"),
+        "the copy matches the selector's pattern"
+    );
+    let again = plan_for(&cloud, &spec).await;
+    assert!(again.is_empty(), "{again:#?}");
 }

@@ -96,14 +96,33 @@ pub async fn apply_all(
         }
         let outcomes = copies::make_copies(cloud, &copies, options, progress).await;
         let made = record_copies(&mut report, &copies, outcomes);
-        current = plan::plan(spec, &observe(cloud, spec).await?);
-        if made == 0 {
-            // Nothing new to share; apply what is left and stop.
-            report.merge(apply(cloud, &without_copies(&current)).await);
+        if made.is_empty() {
             break;
         }
+        // Only what follows from the new copies is applied without review: their shares,
+        // and copies made from them. Anything else that changed meanwhile waits for the
+        // next plan.
+        let replanned = plan::plan(spec, &observe(cloud, spec).await?);
+        current = follow_up(replanned, &made);
     }
     Ok((report, current))
+}
+
+/// The changes of `plan` that follow from the copies `made`.
+fn follow_up(plan: Plan, made: &BTreeSet<String>) -> Plan {
+    let follows = |change: &Change| match change {
+        Change::Copy(copy) => copy
+            .pending_image
+            .as_ref()
+            .is_none_or(|id| !made.contains(id)),
+        Change::LaunchPermissions(c) => made.contains(&c.image_id),
+        Change::VolumePermissions(c) => made.contains(&c.image_id),
+        Change::KeyPolicy(_) => false,
+    };
+    Plan {
+        changes: plan.changes.into_iter().filter(follows).collect(),
+        findings: plan.findings,
+    }
 }
 
 fn without_copies(plan: &Plan) -> Plan {
@@ -118,13 +137,13 @@ fn without_copies(plan: &Plan) -> Plan {
     }
 }
 
-/// Records each copy's outcome and returns how many copies are available.
+/// Records each copy's outcome and returns the ids of the available copies.
 fn record_copies(
     report: &mut ApplyReport,
     copies: &[&CopyChange],
     outcomes: Vec<CopyOutcome>,
-) -> usize {
-    let mut made = 0;
+) -> BTreeSet<String> {
+    let mut made = BTreeSet::new();
     for (change, outcome) in copies.iter().zip(outcomes) {
         let step = format!(
             "copy {} to account {} in {}",
@@ -132,8 +151,8 @@ fn record_copies(
         );
         let error = match outcome {
             CopyOutcome::Available(id) => {
-                made += 1;
                 report.done.push(format!("{step}: {id}"));
+                made.insert(id);
                 continue;
             }
             CopyOutcome::Failed { image_id, reason } => {

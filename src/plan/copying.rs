@@ -207,11 +207,17 @@ fn copy_name(template: &str, source: &Image, region: &str, key: &str) -> String 
         .replace("{region}", region)
         .replace("{key}", key);
     let allowed = |c: char| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c);
-    filled
+    let name: String = filled
         .chars()
         .map(|c| if allowed(c) { c } else { '-' })
-        .take(MAX_IMAGE_NAME)
-        .collect()
+        .collect();
+    if name.len() <= MAX_IMAGE_NAME {
+        return name;
+    }
+    // Cut from the middle and end with the source id, so two long names stay distinct.
+    let suffix = format!("-{}", source.id);
+    let keep = MAX_IMAGE_NAME.saturating_sub(suffix.len());
+    format!("{}{suffix}", &name[..keep])
 }
 
 /// CopyImage's idempotency token (at most 64 ASCII characters): the same within one
@@ -254,10 +260,9 @@ mod tests {
             copy_name("{name}", &image(Some("a:b*c")), "r", "k"),
             "a-b-c"
         );
-        assert_eq!(
-            copy_name("{name}", &image(Some(&"x".repeat(300))), "r", "k").len(),
-            MAX_IMAGE_NAME
-        );
+        let long = copy_name("{name}", &image(Some(&"x".repeat(300))), "r", "k");
+        assert_eq!(long.len(), MAX_IMAGE_NAME);
+        assert!(long.ends_with("-ami-0123456789abcdef0"), "{long}");
     }
 
     #[test]

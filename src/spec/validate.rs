@@ -510,6 +510,15 @@ impl Validator {
             }
             rest = &rest[start + end + 1..];
         }
+        if !template.contains("{name}") && !template.contains("{id}") {
+            self.hinted(
+                "invalid-copy-name",
+                file,
+                path,
+                format!("copy name `{template}` has neither `{{name}}` nor `{{id}}`"),
+                "AMI names are unique per account and region, so copies of different images need the source's name or id in theirs",
+            );
+        }
         if template.trim().is_empty() {
             self.hinted(
                 "invalid-copy-name",
