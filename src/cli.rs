@@ -131,13 +131,31 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Highest log levels of the SDK's crates; see `init_logging`.
+const SDK_LOG_CAPS: [&str; 6] = [
+    "aws_config=info",
+    "aws_credential_types=info",
+    "aws_runtime=info",
+    "aws_sigv4=info",
+    "aws_smithy_runtime=info",
+    "aws_smithy_runtime_api=info",
+];
+
 fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
         1 => "amishare=debug,warn",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // The SDK's own logs carry credentials: aws-config logs the access key id of assumed
+    // credentials, and the orchestrator dumps identities and requests (with the external
+    // id) at debug and trace. They are capped whatever RUST_LOG asks for.
+    for cap in SDK_LOG_CAPS {
+        if let Ok(directive) = cap.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
