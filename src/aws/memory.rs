@@ -50,6 +50,8 @@ struct World {
 struct Fault {
     operation: &'static str,
     code: String,
+    /// Calls of `operation` to let through before this one fails.
+    skip: usize,
 }
 
 /// An in-memory EC2 and KMS.
@@ -294,9 +296,16 @@ impl MemoryCloud {
 
     /// Makes the next call of `operation` fail with the AWS error `code`.
     pub fn fail_next(&self, operation: &'static str, code: &str) {
+        self.fail_nth(operation, 0, code);
+    }
+
+    /// Makes call number `skip` (counting from 0, from now on) of `operation` fail with
+    /// the AWS error `code`.
+    pub fn fail_nth(&self, operation: &'static str, skip: usize, code: &str) {
         lock(&self.faults).push_back(Fault {
             operation,
             code: code.to_owned(),
+            skip,
         });
     }
 
@@ -310,6 +319,10 @@ impl MemoryCloud {
         lock(&self.calls).push(operation);
         let mut faults = lock(&self.faults);
         if let Some(i) = faults.iter().position(|f| f.operation == operation) {
+            if faults[i].skip > 0 {
+                faults[i].skip -= 1;
+                return Ok(());
+            }
             let fault = faults.remove(i).unwrap_or_else(|| unreachable!());
             return Err(AwsError {
                 operation,

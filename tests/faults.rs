@@ -1,0 +1,172 @@
+//! Partial failure, throttling and concurrent writers against the in-memory AWS: an
+//! apply that fails anywhere converges on the next run, and nothing amishare does not
+//! own is touched.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use amishare::apply::apply;
+use amishare::aws::memory::MemoryCloud;
+use amishare::model::{KeyManager, LaunchEntry, Scope, Snapshot};
+use amishare::observe::observe;
+use amishare::plan::{Plan, plan};
+use amishare::policy::Policy;
+use amishare::spec::{self, Spec};
+
+const FOREIGN: &str = r#"{"Sid":"Foreign","Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::999999999999:root"},"Action":"kms:ScheduleKeyDeletion","Resource":"*"}"#;
+const STRAY: &str = "777777777777";
+
+fn policy(account: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"root","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"kms:*","Resource":"*"}},{FOREIGN}]}}"#
+    )
+}
+
+fn scopes() -> [Scope; 2] {
+    [
+        Scope::new("111111111111", "us-east-1"),
+        Scope::new("444444444444", "eu-west-1"),
+    ]
+}
+
+const KEY_ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
+
+/// Two accounts, each with a key and two images of two snapshots, and a stray share.
+fn world() -> MemoryCloud {
+    let cloud = MemoryCloud::new();
+    for (n, scope) in scopes().iter().enumerate() {
+        let arn = cloud.add_key(
+            scope,
+            KEY_ID,
+            Some("alias/golden"),
+            KeyManager::Customer,
+            &policy(&scope.account),
+        );
+        for i in 0..2 {
+            let snapshots: Vec<Snapshot> = (0..2)
+                .map(|s| Snapshot {
+                    id: format!("snap-{n}{i}{s}0000000000000"),
+                    encrypted: true,
+                    kms_key_id: Some(arn.clone()),
+                })
+                .collect();
+            cloud.add_image(scope, &format!("ami-{n}{i}000000000000000"), &snapshots);
+        }
+    }
+    cloud.set_launch_permissions(
+        &scopes()[0],
+        "ami-00000000000000000",
+        &[LaunchEntry::Account(STRAY.into())],
+    );
+    cloud
+}
+
+fn spec() -> Spec {
+    let mut text = String::from(
+        "version: 1\naccounts:\n  - {name: a, id: \"111111111111\"}\n  - {name: b, id: \"444444444444\"}\n  - {name: prod, id: \"222222222222\"}\nkeys:\n  - {name: ka, account: a, region: us-east-1, key: alias/golden}\n  - {name: kb, account: b, region: eu-west-1, key: alias/golden}\nimages:\n",
+    );
+    for (n, (account, region, key)) in [("a", "us-east-1", "ka"), ("b", "eu-west-1", "kb")]
+        .iter()
+        .enumerate()
+    {
+        text.push_str(&format!(
+            "  - account: {account}\n    region: {region}\n    key: {key}\n    ids: [ami-{n}0000000000000000, ami-{n}1000000000000000]\n    share_with:\n      - {{account: prod, copy: true}}\n      - {{account: \"333333333333\"}}\n      - {{organization: \"arn:aws:organizations::111111111111:organization/o-abcde12345\"}}\n"
+        ));
+    }
+    spec::load_str(Path::new("faults.yaml"), &text).expect("valid")
+}
+
+async fn plan_for(cloud: &MemoryCloud, spec: &Spec) -> Plan {
+    plan(spec, &observe(cloud, spec).await.expect("observe succeeds"))
+}
+
+/// Checks what must hold after any apply: foreign statements and the stray share kept.
+fn untouched(cloud: &MemoryCloud, case: &str) {
+    let foreign: serde_json::Value = serde_json::from_str(FOREIGN).unwrap();
+    for scope in scopes() {
+        let policy = Policy::parse(&cloud.policy(&scope, KEY_ID).unwrap()).unwrap();
+        assert!(
+            policy.statements().contains(&foreign),
+            "{case}: foreign statement changed in {scope}"
+        );
+    }
+    assert!(
+        cloud
+            .launch_set(&scopes()[0], "ami-00000000000000000")
+            .contains(&LaunchEntry::Account(STRAY.into())),
+        "{case}: stray share removed"
+    );
+}
+
+#[tokio::test]
+async fn failure_at_every_step_converges_next_run() {
+    let spec = spec();
+    let clean = world();
+    let first = plan_for(&clean, &spec).await;
+    clean.clear_calls();
+    assert!(apply(&clean, &first).await.succeeded());
+    let calls = clean.calls();
+
+    let mut cases = 0;
+    for operation in [
+        "GetKeyPolicy",
+        "PutKeyPolicy",
+        "ModifySnapshotAttribute",
+        "ModifyImageAttribute",
+    ] {
+        let count = calls.iter().filter(|c| **c == operation).count();
+        assert!(count > 0, "{operation} is not called");
+        for k in 0..count {
+            let case = format!("{operation} call {k}");
+            let cloud = world();
+            let planned = plan_for(&cloud, &spec).await;
+            cloud.fail_nth(operation, k, "InternalError");
+            let report = apply(&cloud, &planned).await;
+            assert_eq!(report.failed.len(), 1, "{case}: {report:#?}");
+            let failed = report.failed[0].1.to_string();
+            assert!(
+                failed.contains("InternalError") && failed.contains("request id"),
+                "{case}: {failed}"
+            );
+            untouched(&cloud, &case);
+
+            let report = apply(&cloud, &plan_for(&cloud, &spec).await).await;
+            assert!(report.succeeded(), "{case}: second run {report:#?}");
+            let last = plan_for(&cloud, &spec).await;
+            assert!(last.is_empty(), "{case}: not converged {last:#?}");
+            untouched(&cloud, &case);
+            cases += 1;
+        }
+    }
+    assert!(cases >= 10, "{cases} cases");
+}
+
+#[tokio::test]
+async fn launch_without_grant_is_skipped() {
+    let spec = spec();
+    let cloud = world();
+    let planned = plan_for(&cloud, &spec).await;
+    cloud.fail_next("PutKeyPolicy", "InternalError");
+    let report = apply(&cloud, &planned).await;
+    assert!(!report.skipped.is_empty(), "{report:#?}");
+    // The key whose grant failed shares none of its images yet.
+    let failed_key_scope = scopes().into_iter().find(|s| {
+        let policy = Policy::parse(&cloud.policy(s, KEY_ID).unwrap()).unwrap();
+        policy.managed_members("aws").is_empty()
+    });
+    let scope = failed_key_scope.expect("one key kept its old policy");
+    let n = if scope == scopes()[0] { 0 } else { 1 };
+    let expected: BTreeSet<LaunchEntry> = if n == 0 {
+        [LaunchEntry::Account(STRAY.into())].into()
+    } else {
+        BTreeSet::new()
+    };
+    assert_eq!(
+        cloud.launch_set(&scope, &format!("ami-{n}1000000000000000")),
+        BTreeSet::new()
+    );
+    assert_eq!(
+        cloud.launch_set(&scope, &format!("ami-{n}0000000000000000")),
+        expected
+    );
+}
