@@ -11,6 +11,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::apply::CopyOptions;
+use crate::aws::Cloud;
+use crate::aws::retry::{RetryPolicy, Retrying};
 use crate::aws::sdk::SdkCloud;
 use crate::observe::Observed;
 use crate::plan::Change;
@@ -407,7 +409,7 @@ async fn apply_saved(
 
 /// Applies `plan`, prints each step, then plans again to check that nothing is left.
 async fn execute(
-    cloud: &SdkCloud,
+    cloud: &dyn Cloud,
     spec: &Spec,
     plan: &Plan,
     copies: &CopyOptions,
@@ -484,21 +486,22 @@ fn load(paths: &[PathBuf]) -> Result<Spec, CliError> {
     })
 }
 
-async fn connect(spec: &Spec) -> Result<SdkCloud, CliError> {
-    SdkCloud::connect(spec).await.map_err(|err| {
+async fn connect(spec: &Spec) -> Result<Retrying<SdkCloud>, CliError> {
+    let cloud = SdkCloud::connect(spec).await.map_err(|err| {
         CliError::new("cannot connect to AWS", err).hint(
             "check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and each account's `role_arn`",
         )
-    })
+    })?;
+    Ok(Retrying::new(cloud, RetryPolicy::default()))
 }
 
-async fn read_state(cloud: &SdkCloud, spec: &Spec) -> Result<Observed, CliError> {
+async fn read_state(cloud: &dyn Cloud, spec: &Spec) -> Result<Observed, CliError> {
     observe::observe(cloud, spec)
         .await
         .map_err(|err| CliError::new("cannot read the live state", err))
 }
 
-async fn make_plan(cloud: &SdkCloud, spec: &Spec) -> Result<(Observed, Plan), CliError> {
+async fn make_plan(cloud: &dyn Cloud, spec: &Spec) -> Result<(Observed, Plan), CliError> {
     let observed = read_state(cloud, spec).await?;
     let plan = plan::plan(spec, &observed);
     Ok((observed, plan))

@@ -82,9 +82,10 @@ async fn plan_for(cloud: &MemoryCloud, spec: &Spec) -> Plan {
 
 /// Checks what must hold after any apply: foreign statements and the stray share kept.
 fn untouched(cloud: &MemoryCloud, case: &str) {
-    let foreign: serde_json::Value = serde_json::from_str(FOREIGN).unwrap();
+    let foreign: serde_json::Value = serde_json::from_str(FOREIGN).expect("FOREIGN is JSON");
     for scope in scopes() {
-        let policy = Policy::parse(&cloud.policy(&scope, KEY_ID).unwrap()).unwrap();
+        let text = cloud.policy(&scope, KEY_ID).expect("key exists");
+        let policy = Policy::parse(&text).expect("policy parses");
         assert!(
             policy.statements().contains(&foreign),
             "{case}: foreign statement changed in {scope}"
@@ -169,4 +170,96 @@ async fn launch_without_grant_is_skipped() {
         cloud.launch_set(&scope, &format!("ami-{n}0000000000000000")),
         expected
     );
+}
+
+#[tokio::test]
+async fn throttling_storm_still_converges() {
+    use amishare::aws::retry::{RetryPolicy, Retrying};
+    use std::time::Duration;
+    let spec = spec();
+    let memory = world();
+    for operation in [
+        "DescribeImages",
+        "DescribeImageAttribute",
+        "GetKeyPolicy",
+        "PutKeyPolicy",
+        "ModifySnapshotAttribute",
+        "ModifyImageAttribute",
+    ] {
+        for code in [
+            "RequestLimitExceeded",
+            "ThrottlingException",
+            "Throttling",
+            "InternalError",
+        ] {
+            memory.fail_next(operation, code);
+        }
+    }
+    let policy = RetryPolicy {
+        max_elapsed: Duration::from_secs(10),
+        first_wait: Duration::from_millis(1),
+        max_wait: Duration::from_millis(4),
+    };
+    let cloud = Retrying::new(memory, policy);
+    let planned = plan(
+        &spec,
+        &observe(&cloud, &spec).await.expect("observe retries"),
+    );
+    let report = apply(&cloud, &planned).await;
+    assert!(report.succeeded(), "{report:#?}");
+    assert_eq!(
+        cloud.retries(),
+        24,
+        "four failures of each of six operations"
+    );
+    let last = plan(&spec, &observe(&cloud, &spec).await.unwrap());
+    assert!(last.is_empty(), "{last:#?}");
+    untouched(cloud.inner(), "storm");
+}
+
+#[tokio::test]
+async fn concurrent_applies_keep_both_grants() {
+    use std::time::Duration;
+    let scope = scopes()[0].clone();
+    let cloud = MemoryCloud::new().with_latency(Duration::from_millis(3));
+    let arn = cloud.add_key(
+        &scope,
+        KEY_ID,
+        Some("alias/golden"),
+        KeyManager::Customer,
+        &policy(&scope.account),
+    );
+    for image in ["ami-0000000000000000a", "ami-0000000000000000b"] {
+        let snapshot = Snapshot {
+            id: image.replace("ami", "snap"),
+            encrypted: true,
+            kms_key_id: Some(arn.clone()),
+        };
+        cloud.add_image(&scope, image, &[snapshot]);
+    }
+    let spec_for = |image: &str, target: &str| {
+        let text = format!(
+            "version: 1\naccounts:\n  - {{name: a, id: \"111111111111\"}}\nkeys:\n  - {{name: k, account: a, region: us-east-1, key: alias/golden}}\nimages:\n  - {{account: a, region: us-east-1, key: k, ids: [{image}], share_with: [{{account: \"{target}\"}}]}}\n"
+        );
+        spec::load_str(Path::new("race.yaml"), &text).unwrap()
+    };
+    let (first, second) = (
+        spec_for("ami-0000000000000000a", "222222222222"),
+        spec_for("ami-0000000000000000b", "333333333333"),
+    );
+    let (plan_a, plan_b) = (
+        plan_for(&cloud, &first).await,
+        plan_for(&cloud, &second).await,
+    );
+    let (a, b) = tokio::join!(apply(&cloud, &plan_a), apply(&cloud, &plan_b));
+    assert!(a.succeeded(), "{a:#?}");
+    assert!(b.succeeded(), "{b:#?}");
+    let members = Policy::parse(&cloud.policy(&scope, KEY_ID).unwrap())
+        .unwrap()
+        .managed_members("aws");
+    let expected = BTreeSet::from([
+        "arn:aws:iam::222222222222:root".to_owned(),
+        "arn:aws:iam::333333333333:root".to_owned(),
+    ]);
+    assert_eq!(members["amishare-accounts"], expected);
 }

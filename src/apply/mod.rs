@@ -53,6 +53,8 @@ pub enum StepError {
     Copy(String),
     #[error("the key policy would exceed the KMS limit of 32 KB; nothing was written")]
     TooLarge,
+    #[error("the key policy kept changing while it was written; another writer is active")]
+    Contended,
 }
 
 #[derive(Default)]
@@ -348,8 +350,40 @@ async fn write_key(
     change: &KeyPolicyChange,
     phase: Phase,
 ) -> Result<bool, StepError> {
-    let text = cloud.get_key_policy(&change.scope, &change.key_id).await?;
-    let current = Policy::parse(&text)?;
+    let mut written = false;
+    for _ in 0..WRITE_ATTEMPTS {
+        let text = cloud.get_key_policy(&change.scope, &change.key_id).await?;
+        let current = Policy::parse(&text)?;
+        let next = merged(&current, change, phase)?;
+        if next.same_meaning(&current) {
+            return Ok(written);
+        }
+        let Some(document) = next.to_document() else {
+            return Err(StepError::TooLarge);
+        };
+        cloud
+            .put_key_policy(&change.scope, &change.key_id, &document)
+            .await?;
+        written = true;
+        // Another writer may have put its own merge between our read and our write, and
+        // one of the two would then be lost. Reading back shows it; the loop merges again.
+        // NOTE: KMS is eventually consistent, so a read right after a write can show the
+        // old policy; that costs one more identical write, never a lost statement.
+        let back = Policy::parse(&cloud.get_key_policy(&change.scope, &change.key_id).await?)?;
+        if merged(&back, change, phase)?.same_meaning(&back) {
+            return Ok(true);
+        }
+        warn!(key = %change.key_arn, "key policy changed while it was written; merging again");
+    }
+    Err(StepError::Contended)
+}
+
+/// Writes of one key policy before giving up on a policy that keeps changing.
+const WRITE_ATTEMPTS: usize = 5;
+
+/// The policy with the change's additions (grant phase) or removals (revoke phase)
+/// merged into its current managed statements.
+fn merged(current: &Policy, change: &KeyPolicyChange, phase: Phase) -> Result<Policy, StepError> {
     let state = current.managed_state(policy::partition_of(&change.key_arn));
     if !state.malformed.is_empty() {
         return Err(StepError::Malformed(
@@ -363,17 +397,7 @@ async fn write_key(
             change.drop.clone(),
         ),
     };
-    let next = current.with_managed(&target, &drop);
-    if next.same_meaning(&current) {
-        return Ok(false);
-    }
-    let Some(document) = next.to_document() else {
-        return Err(StepError::TooLarge);
-    };
-    cloud
-        .put_key_policy(&change.scope, &change.key_id, &document)
-        .await?;
-    Ok(true)
+    Ok(current.with_managed(&target, &drop))
 }
 
 /// The current members without orphaned ids, which KMS would reject, plus `added`.

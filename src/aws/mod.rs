@@ -5,6 +5,7 @@
 //! calls read every page.
 
 pub mod memory;
+pub mod retry;
 pub mod sdk;
 
 use std::fmt;
