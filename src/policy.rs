@@ -102,6 +102,33 @@ impl Policy {
         })
     }
 
+    /// Statements amishare does not own.
+    pub fn foreign(&self) -> impl Iterator<Item = &Value> {
+        self.statements
+            .iter()
+            .filter(|s| !sid_of(s).is_some_and(|sid| sid.starts_with(MANAGED_PREFIX)))
+    }
+
+    /// Unique ids of deleted principals (see [`is_unique_principal_id`]) that statements
+    /// amishare does not own name in `Principal` or `NotPrincipal`.
+    pub fn foreign_orphans(&self) -> BTreeSet<String> {
+        let mut orphans = BTreeSet::new();
+        for statement in self.foreign() {
+            for field in ["Principal", "NotPrincipal"] {
+                if let Some(Value::Object(kinds)) = statement.get(field) {
+                    for values in kinds.values() {
+                        orphans.extend(
+                            string_set(values)
+                                .into_iter()
+                                .filter(|v| is_unique_principal_id(v)),
+                        );
+                    }
+                }
+            }
+        }
+        orphans
+    }
+
     /// Reads the managed statements: members of those amishare writes, and the `Sid`s of
     /// those it does not recognise. `partition` is the key's, for account root ARNs.
     pub fn managed_state(&self, partition: &str) -> ManagedState {

@@ -55,6 +55,10 @@ pub enum StepError {
     TooLarge,
     #[error("the key policy kept changing while it was written; another writer is active")]
     Contended,
+    #[error(
+        "the rewritten key policy would change statements amishare does not own; nothing was written"
+    )]
+    ForeignChanged,
 }
 
 #[derive(Default)]
@@ -357,6 +361,11 @@ async fn write_key(
         let next = merged(&current, change, phase)?;
         if next.same_meaning(&current) {
             return Ok(written);
+        }
+        // Guard against locking anyone out: the statements amishare does not own, which
+        // hold every administrative grant, must reach KMS exactly as they were read.
+        if !next.foreign().eq(current.foreign()) {
+            return Err(StepError::ForeignChanged);
         }
         let Some(document) = next.to_document() else {
             return Err(StepError::TooLarge);

@@ -332,6 +332,7 @@ impl Planner<'_> {
         if add.is_empty() && remove.is_empty() {
             return;
         }
+        self.still_covered(scope, &image.image.id, &remove, &desired);
         let after = image.launch.len() + add.len() - remove.len();
         if after > MAX_LAUNCH_ENTITIES {
             let message = format!(
@@ -387,6 +388,40 @@ impl Planner<'_> {
                 add,
                 remove,
             }));
+    }
+
+    /// Warns when an account loses its launch permission while the image stays shared
+    /// with an organization or OU, which may well include that account.
+    fn still_covered(
+        &mut self,
+        scope: &Scope,
+        image_id: &str,
+        remove: &[LaunchEntry],
+        kept: &BTreeSet<LaunchEntry>,
+    ) {
+        let groups: Vec<String> = kept
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    LaunchEntry::Organization(_) | LaunchEntry::OrganizationalUnit(_)
+                )
+            })
+            .map(ToString::to_string)
+            .collect();
+        if groups.is_empty() {
+            return;
+        }
+        for entry in remove
+            .iter()
+            .filter(|e| matches!(e, LaunchEntry::Account(_)))
+        {
+            let message = format!(
+                "removing {entry} does not revoke access it has through {}",
+                groups.join(", ")
+            );
+            self.finding(Severity::Warning, "removal-still-covered", scope, image_id, message, Some("EC2 grants launch through each entry; move the account out of the organization or OU to revoke it"));
+        }
     }
 
     /// Returns `extra` to remove when pruning; otherwise reports each entry and keeps it.

@@ -249,6 +249,18 @@ fn assess(name: &str, scope: &Scope, metadata: &KeyMetadata, text: &str) -> KeyS
             ));
         }
     };
+    let orphans = policy.foreign_orphans();
+    if !orphans.is_empty() {
+        let ids: Vec<String> = orphans.iter().map(|o| format!("`{o}`")).collect();
+        return KeyStatus::Blocked(Blocker::new(
+            "foreign-orphaned-principal",
+            format!(
+                "policy of key `{name}` has statements amishare does not own naming {}, the unique ids of deleted principals; KMS rejects every PutKeyPolicy on this key until they are removed",
+                ids.join(", ")
+            ),
+            "remove or replace those principals in the key policy by hand; amishare does not rewrite statements it does not own",
+        ));
+    }
     let state = policy.managed_state(policy::partition_of(&metadata.arn));
     if !state.malformed.is_empty() {
         let sids: Vec<String> = state.malformed.iter().map(|s| format!("`{s}`")).collect();
