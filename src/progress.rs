@@ -16,7 +16,7 @@ pub struct CopyDisplay {
 }
 
 impl CopyDisplay {
-    /// A display for `total` copies.
+    /// Creates a display for `total` copies.
     pub fn new(total: usize) -> Self {
         if !std::io::stderr().is_terminal() || total == 0 {
             return CopyDisplay { bar: None };

@@ -13,7 +13,7 @@ use crate::aws::{AwsError, Cloud};
 use crate::model::Scope;
 use crate::plan::CopyChange;
 
-/// How copies are made and waited for.
+/// Limits for making copies and waiting for them.
 #[derive(Clone, Debug)]
 pub struct CopyOptions {
     /// How long to wait for all copies before giving up on those still pending.

@@ -192,12 +192,12 @@ impl Planner<'_> {
     }
 }
 
-/// The key id at the end of a key ARN.
+/// Returns the key id at the end of a key ARN.
 fn key_id_of(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
-/// The name of a copy from the spec's template, in the characters EC2 accepts in AMI
+/// Fills the spec's template into the name of a copy, in the characters EC2 accepts in AMI
 /// names (letters, digits, `()[] ./-'@_`), at most [`MAX_IMAGE_NAME`] long.
 fn copy_name(template: &str, source: &Image, region: &str, key: &str) -> String {
     let name = source.name.as_deref().unwrap_or(&source.id);
@@ -269,7 +269,8 @@ mod tests {
     fn client_tokens_fit_and_differ_per_plan() {
         let arn = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab";
         let first = client_token("ami-0123456789abcdef0", arn, 1_764_000_000);
-        assert!(first.len() <= 64 && first.is_ascii());
+        assert!(first.len() <= 64);
+        assert!(first.is_ascii());
         assert_ne!(
             first,
             client_token("ami-0123456789abcdef0", arn, 1_764_000_001)
