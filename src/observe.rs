@@ -193,18 +193,7 @@ impl Observer<'_> {
             .collect();
         debug!(account = %scope.account, region = %scope.region, found = images.len(), "described images");
 
-        let snapshot_ids: Vec<String> = images
-            .iter()
-            .flat_map(|i| i.snapshot_ids.iter().cloned())
-            .collect();
-        let snapshots = if snapshot_ids.is_empty() {
-            Vec::new()
-        } else {
-            self.limited(self.cloud.describe_snapshots(scope, &snapshot_ids))
-                .await?
-        };
-        let snapshots: BTreeMap<String, Snapshot> =
-            snapshots.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let snapshots = self.snapshots_of(scope, &images).await?;
 
         let reads = images.into_iter().map(|image| {
             let copy_matters = wanted.get(&image.id).copied().unwrap_or(false);
@@ -257,6 +246,25 @@ impl Observer<'_> {
         })
     }
 
+    /// Describes every snapshot of `images` in one paginated call, by id.
+    async fn snapshots_of(
+        &self,
+        scope: &Scope,
+        images: &[Image],
+    ) -> Result<BTreeMap<String, Snapshot>, AwsError> {
+        let ids: Vec<String> = images
+            .iter()
+            .flat_map(|i| i.snapshot_ids.iter().cloned())
+            .collect();
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let snapshots = self
+            .limited(self.cloud.describe_snapshots(scope, &ids))
+            .await?;
+        Ok(snapshots.into_iter().map(|s| (s.id.clone(), s)).collect())
+    }
+
     /// Resolves each image group's selector to image ids: the matching images, newest
     /// first, cut to `newest`, then sorted by id.
     async fn resolve_selectors(
@@ -301,18 +309,7 @@ impl Observer<'_> {
     ) -> Result<Vec<ObservedImage>, AwsError> {
         let values: Vec<String> = copy_of.iter().cloned().collect();
         let images = self.limited(self.cloud.find_copies(scope, &values)).await?;
-        let snapshot_ids: Vec<String> = images
-            .iter()
-            .flat_map(|i| i.snapshot_ids.iter().cloned())
-            .collect();
-        let snapshots = if snapshot_ids.is_empty() {
-            Vec::new()
-        } else {
-            self.limited(self.cloud.describe_snapshots(scope, &snapshot_ids))
-                .await?
-        };
-        let snapshots: BTreeMap<String, Snapshot> =
-            snapshots.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let snapshots = self.snapshots_of(scope, &images).await?;
         // Permissions exist only on available images; a pending copy has none to read.
         // Copies are few, so their createVolumePermission is always read.
         let reads = images.into_iter().map(|image| async {
