@@ -211,3 +211,18 @@ fn usage_errors_exit_one_not_two() {
     }
     assert_eq!(amishare(&["--help"]).status.code(), Some(0));
 }
+
+#[test]
+fn spec_over_size_limit_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.yaml");
+    let padding = "# padding\n".repeat(110_000);
+    std::fs::write(&path, format!("version: 1\n{padding}")).unwrap();
+    let output = amishare(&["validate", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("[spec-too-large]"),
+        "{}",
+        text(&output.stderr)
+    );
+}
