@@ -859,19 +859,45 @@ async fn foreign_orphaned_principal_blocks_key() {
     let text = ROOT_POLICY.replacen("\"Statement\": [", &format!("\"Statement\": [{orphan},"), 1);
     cloud.set_policy(&scope(), KEY_ID, &text);
     let planned = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
-    let finding = planned.blocked().find(|f| f.code == "foreign-orphaned-principal").expect("blocked");
-    assert!(finding.message.contains("AROAEXAMPLEID87654321"), "{}", finding.message);
-    assert!(finding.message.contains("rejects every PutKeyPolicy"), "{}", finding.message);
+    let finding = planned
+        .blocked()
+        .find(|f| f.code == "foreign-orphaned-principal")
+        .expect("blocked");
+    assert!(
+        finding.message.contains("AROAEXAMPLEID87654321"),
+        "{}",
+        finding.message
+    );
+    assert!(
+        finding.message.contains("rejects every PutKeyPolicy"),
+        "{}",
+        finding.message
+    );
     apply(&cloud, &planned).await;
-    assert_eq!(cloud.policy(&scope(), KEY_ID).unwrap(), text, "the foreign statement is not rewritten");
+    assert_eq!(
+        cloud.policy(&scope(), KEY_ID).unwrap(),
+        text,
+        "the foreign statement is not rewritten"
+    );
 }
 
 #[tokio::test]
 async fn removal_covered_by_organization_warns() {
     let (cloud, _) = world();
     cloud.set_launch_permissions(&scope(), IMAGE, &[LaunchEntry::Account(STAGING.into())]);
-    let spec = load(&spec_text(true, &format!("      - {{organization: \"{ORG}\"}}")));
+    let spec = load(&spec_text(
+        true,
+        &format!("      - {{organization: \"{ORG}\"}}"),
+    ));
     let planned = plan_for(&cloud, &spec).await;
-    let warning = planned.findings.iter().find(|f| f.code == "removal-still-covered").expect("warned");
-    assert!(warning.message.contains(STAGING) && warning.message.contains(ORG), "{}", warning.message);
+    let warning = planned
+        .findings
+        .iter()
+        .find(|f| f.code == "removal-still-covered")
+        .expect("warned");
+    assert!(
+        warning.message.contains(STAGING) && warning.message.contains(ORG),
+        "{}",
+        warning.message
+    );
 }
