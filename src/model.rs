@@ -67,6 +67,8 @@ pub struct Image {
     /// When the image was created, as the ISO 8601 text EC2 returns, which sorts in time
     /// order.
     pub creation_date: Option<String>,
+    /// When the image is or was deprecated, in the same form as `creation_date`.
+    pub deprecation_time: Option<String>,
 }
 
 impl Image {

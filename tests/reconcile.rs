@@ -901,3 +901,30 @@ async fn removal_covered_by_organization_warns() {
         warning.message
     );
 }
+
+#[tokio::test]
+async fn deprecated_image_warns() {
+    let (cloud, _) = world();
+    cloud.set_deprecation_time(&scope(), IMAGE, "2020-01-01T00:00:00.000Z");
+    let planned = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
+    let warning = planned
+        .findings
+        .iter()
+        .find(|f| f.code == "image-deprecated")
+        .expect("warned");
+    assert_eq!(warning.severity, Severity::Warning);
+    assert!(
+        warning.message.contains("2020-01-01"),
+        "{}",
+        warning.message
+    );
+    cloud.set_deprecation_time(&scope(), IMAGE, "2999-01-01T00:00:00.000Z");
+    let planned = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
+    assert!(
+        !planned
+            .findings
+            .iter()
+            .any(|f| f.code == "image-deprecated"),
+        "a future deprecation is not reported"
+    );
+}

@@ -188,6 +188,7 @@ impl MemoryCloud {
             state_reason: None,
             tags: Vec::new(),
             creation_date: None,
+            deprecation_time: None,
         };
         let mut world = lock(&self.world);
         world.images.insert(
@@ -221,6 +222,15 @@ impl MemoryCloud {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
             image.creation_date = Some(created.to_owned());
+        }
+    }
+
+    pub fn set_deprecation_time(&self, scope: &Scope, image_id: &str, time: &str) {
+        if let Some((image, _)) = lock(&self.world)
+            .images
+            .get_mut(&(scope.clone(), image_id.to_owned()))
+        {
+            image.deprecation_time = Some(time.to_owned());
         }
     }
 
@@ -634,6 +644,7 @@ impl Cloud for MemoryCloud {
             state_reason: None,
             tags: request.tags.clone(),
             creation_date: None,
+            deprecation_time: None,
         };
         world
             .images

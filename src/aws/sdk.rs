@@ -242,6 +242,7 @@ fn image_from_sdk(image: &aws_sdk_ec2::types::Image) -> Image {
             })
             .collect(),
         creation_date: image.creation_date().map(str::to_owned),
+        deprecation_time: image.deprecation_time().map(str::to_owned),
     }
 }
 

@@ -243,6 +243,7 @@ mod tests {
             state_reason: None,
             tags: vec![],
             creation_date: None,
+            deprecation_time: None,
         }
     }
 

@@ -98,6 +98,30 @@ impl Planner<'_> {
         }
     }
 
+    /// Warns about an image that is deprecated: it still works for its targets, but EC2
+    /// hides deprecated images of other accounts from DescribeImages.
+    fn deprecated(&mut self, scope: &Scope, image: &ObservedImage) {
+        let Some(time) = &image.image.deprecation_time else {
+            return;
+        };
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        // Both are ISO 8601 in UTC; the first 19 characters (to the second) compare in time order.
+        if time.get(..19) > now.get(..19) {
+            return;
+        }
+        let message = format!(
+            "image is deprecated since {time}; targets can still launch it by id, but it no longer appears in their DescribeImages results"
+        );
+        self.finding(
+            Severity::Warning,
+            "image-deprecated",
+            scope,
+            &image.image.id,
+            message,
+            Some("share a newer image, or cancel the deprecation with DisableImageDeprecation"),
+        );
+    }
+
     /// Plans one image: its own shares, or its re-encrypted copy's, and its other copies.
     fn image(
         &mut self,
@@ -107,6 +131,7 @@ impl Planner<'_> {
         declared: &[DeclaredCopy<'_>],
         volumes: &mut Volumes,
     ) {
+        self.deprecated(scope, image);
         let direct = copies::direct_targets(group);
         let reencrypt = declared
             .iter()

@@ -73,11 +73,78 @@ pub fn check_account_id(value: &str) -> Result<(), String> {
     }
 }
 
+/// Regions that exist, from the AWS General Reference ("Regional endpoints").
+// NOTE: AWS opens regions every year; a region newer than this list is rejected until it
+// is added here.
+const REGIONS: [&str; 41] = [
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eusc-de-east-1",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+    "us-iso-east-1",
+    "us-isob-east-1",
+];
+
 pub fn check_region(value: &str) -> Result<(), String> {
-    if REGION.is_match(value) {
+    if !REGION.is_match(value) && !value.starts_with("eusc-") {
+        return Err("expected a region name such as `eu-west-1`".to_owned());
+    }
+    if REGIONS.contains(&value) {
         Ok(())
     } else {
-        Err("expected a region name such as `eu-west-1`".to_owned())
+        Err("no such AWS region".to_owned())
+    }
+}
+
+/// The partition a region belongs to, as ARNs in it spell it.
+pub fn partition_of_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("eusc-") {
+        "aws-eusc"
+    } else {
+        "aws"
     }
 }
 
@@ -236,6 +303,13 @@ mod tests {
         ] {
             assert!(check_region(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn partitions() {
+        assert_eq!(partition_of_region("us-east-1"), "aws");
+        assert_eq!(partition_of_region("cn-north-1"), "aws-cn");
+        assert_eq!(partition_of_region("us-gov-west-1"), "aws-us-gov");
     }
 
     #[test]

@@ -251,6 +251,31 @@ impl Validator {
         }
     }
 
+    /// Checks that an ARN is in the partition of the region it is used in.
+    fn partition(&mut self, file: &Path, path: &str, arn: &str, region: &str) -> bool {
+        let expected = ids::partition_of_region(region);
+        let found = arn.split(':').nth(1).unwrap_or_default();
+        if found == expected {
+            return true;
+        }
+        let message =
+            format!("`{arn}` is in partition `{found}`, but region `{region}` is in `{expected}`");
+        self.hinted("partition-mismatch", file, path, message, &format!("write the ARN as `arn:{expected}:...`; each partition has its own accounts and organizations"));
+        false
+    }
+
+    /// Checks that the role assumed in `account` is in the partition of `region`.
+    fn role_partition(&mut self, file: &Path, path: &str, account: &str, region: &str) {
+        let role = self
+            .accounts
+            .iter()
+            .find(|(a, _)| a.id == account)
+            .and_then(|(a, _)| a.role.as_ref().map(|r| r.arn.clone()));
+        if let Some(arn) = role {
+            self.partition(file, path, &arn, region);
+        }
+    }
+
     /// Resolves a reference to a declared account (by name or id) to its id.
     fn declared_account(&self, value: &str) -> Option<String> {
         self.accounts
@@ -351,6 +376,12 @@ impl Validator {
                 "make `account` and `region` match the ARN",
             );
         }
+        if let (Some(KeyForm::Arn { .. }), true) = (&form, region_ok) {
+            self.partition(file, &reference_path, &raw.key, &raw.region);
+        }
+        if let (Some(account), true) = (&account, region_ok) {
+            self.role_partition(file, &format!("{path}.region"), account, &raw.region);
+        }
         if let Some((_, first)) = self.keys.iter().find(|(k, _)| k.name == raw.name) {
             let message = format!(
                 "key name `{}` is already declared at {}",
@@ -385,6 +416,9 @@ impl Validator {
         let account = self.owner_account(file, &format!("{path}.account"), &raw.account);
         let region_ok = self.region(file, &format!("{path}.region"), &raw.region);
         let selector = self.selector(file, path, raw);
+        if let (Some(account), true) = (&account, region_ok) {
+            self.role_partition(file, &format!("{path}.region"), account, &raw.region);
+        }
         for (i, id) in raw.ids.iter().enumerate() {
             let id_path = format!("{path}.ids[{i}]");
             if let Err(reason) = ids::check_image_id(id) {
@@ -584,6 +618,7 @@ impl Validator {
     ) -> bool {
         let expected = format!("arn:aws:kms:{region}:{target}:key/KEY_ID");
         match ids::parse_key_reference(value) {
+            Ok(KeyForm::Arn { .. }) if !self.partition(file, path, value, region) => false,
             Ok(KeyForm::Arn {
                 region: arn_region,
                 account,
@@ -715,6 +750,9 @@ impl Validator {
             self.account_grantee(file, &format!("{path}.account"), account, owner)?
         } else if let Some(arn) = &share.organization {
             match ids::parse_organization_arn(arn) {
+                Ok(_) if !self.partition(file, &format!("{path}.organization"), arn, region) => {
+                    return None;
+                }
                 Ok(id) => Grantee::Organization {
                     arn: arn.clone(),
                     id,
@@ -732,6 +770,7 @@ impl Validator {
             }
         } else if let Some(arn) = &share.ou {
             match ids::parse_ou_arn(arn) {
+                Ok(_) if !self.partition(file, &format!("{path}.ou"), arn, region) => return None,
                 Ok(parts) => Grantee::OrganizationalUnit {
                     arn: arn.clone(),
                     // `*` also matches the OUs between the root and this one, so members of
