@@ -34,7 +34,7 @@ pub const EXIT_CHANGES: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "amishare", version, about)]
 struct Cli {
-    /// Log more to stderr: -v for decisions, -vv for AWS calls. RUST_LOG overrides it.
+    /// Log more to stderr: -v for decisions, -vv for library debug logs too. RUST_LOG wins.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
