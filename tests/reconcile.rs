@@ -141,7 +141,7 @@ async fn apply_reaches_declared_state() {
     );
     assert_eq!(
         members[SID_OUS],
-        BTreeSet::from(["o-abcde12345/r-ab12/*ou-ab12-abcdefgh/*".to_owned()])
+        BTreeSet::from(["o-abcde12345/*/ou-ab12-abcdefgh/*".to_owned()])
     );
     let original = Policy::parse(ROOT_POLICY).unwrap();
     for statement in original.statements() {

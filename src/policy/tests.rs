@@ -175,7 +175,7 @@ fn members_read_back_from_built_statements() {
     for (sid, value) in [
         (SID_ACCOUNTS, "arn:aws:iam::222222222222:root"),
         (SID_ORGANIZATIONS, "o-abcde12345"),
-        (SID_OUS, "o-abcde12345/r-ab12/*ou-ab12-abcdefgh/*"),
+        (SID_OUS, "o-abcde12345/*/ou-ab12-abcdefgh/*"),
     ] {
         let target = members(sid, &[value]);
         let after = Policy::parse("{}")

@@ -35,7 +35,7 @@ static ORGANIZATION_ARN: LazyLock<Regex> = LazyLock::new(|| {
 });
 static OU_ARN: LazyLock<Regex> = LazyLock::new(|| {
     regex(&format!(
-        r"^arn:{PARTITION}:organizations::[0-9]{{12}}:ou/(o-[a-z0-9]{{10,32}})/(ou-([a-z0-9]{{4,32}})-[a-z0-9]{{8,32}})$"
+        r"^arn:{PARTITION}:organizations::[0-9]{{12}}:ou/(o-[a-z0-9]{{10,32}})/(ou-[a-z0-9]{{4,32}}-[a-z0-9]{{8,32}})$"
     ))
 });
 static KEY_ID: LazyLock<Regex> = LazyLock::new(|| {
@@ -185,7 +185,6 @@ pub fn parse_organization_arn(value: &str) -> Result<String, String> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OuParts {
     pub organization_id: String,
-    pub root_id: String,
     pub ou_id: String,
 }
 
@@ -195,7 +194,6 @@ pub fn parse_ou_arn(value: &str) -> Result<OuParts, String> {
         return Ok(OuParts {
             organization_id: caps[1].to_owned(),
             ou_id: caps[2].to_owned(),
-            root_id: format!("r-{}", &caps[3]),
         });
     }
     let expected =
@@ -355,7 +353,6 @@ mod tests {
         let ou = "arn:aws:organizations::111111111111:ou/o-abcde12345/ou-ab12-abcdefgh";
         let parts = parse_ou_arn(ou).unwrap();
         assert_eq!(parts.organization_id, "o-abcde12345");
-        assert_eq!(parts.root_id, "r-ab12");
         assert_eq!(parts.ou_id, "ou-ab12-abcdefgh");
         let org = "arn:aws:organizations::111111111111:organization/o-abcde12345";
         assert!(parse_ou_arn(org).unwrap_err().contains("organization ARN"));

@@ -773,12 +773,11 @@ impl Validator {
                 Ok(_) if !self.partition(file, &format!("{path}.ou"), arn, region) => return None,
                 Ok(parts) => Grantee::OrganizationalUnit {
                     arn: arn.clone(),
-                    // `*` also matches the OUs between the root and this one, so members of
-                    // nested OUs match too (aws:PrincipalOrgPaths, IAM User Guide).
-                    org_path: format!(
-                        "{}/{}/*{}/*",
-                        parts.organization_id, parts.root_id, parts.ou_id
-                    ),
+                    // aws:PrincipalOrgPaths values run `o-ORG/r-ROOT/ou-.../ou-.../`. The
+                    // first `*` stands for the root and any OUs above this one, the second
+                    // for any below it, so members of nested OUs match too. The root id is
+                    // not taken from the OU id, which does not always contain it.
+                    org_path: format!("{}/*/{}/*", parts.organization_id, parts.ou_id),
                 },
                 Err(reason) => {
                     self.hinted(
