@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::spec::ids::is_unique_principal_id;
 
-/// Largest key policy KMS accepts: 32 KB (KMS Developer Guide, "Quotas": key policy
+/// Largest key policy KMS accepts: 32 KiB, 32,768 bytes (KMS API Reference, PutKeyPolicy
 /// document size).
 pub const MAX_POLICY_BYTES: usize = 32 * 1024;
 
@@ -24,8 +24,7 @@ pub const SID_OUS: &str = "amishare-ous";
 
 /// What a principal needs on the key to launch an instance from an image whose snapshots
 /// are under it, and to copy such an image: without `kms:CreateGrant` the launch is
-/// accepted and the instance then terminates with `Client.InternalError` (EC2 User Guide,
-/// "Share an AMI with specific AWS accounts"; EBS User Guide, "Share a KMS key").
+/// accepted and the instance then terminates with `Client.InternalError`.
 pub const KEY_USE_ACTIONS: [&str; 5] = [
     "kms:CreateGrant",
     "kms:Decrypt",
@@ -317,7 +316,7 @@ fn members_of(sid: &str, statement: &Value, partition: &str) -> Option<BTreeSet<
 
 fn condition_values(statement: &Value, operator: &str, key: &str) -> Option<BTreeSet<String>> {
     let block = statement.get("Condition")?.get(operator)?.as_object()?;
-    // Condition keys are case-insensitive (IAM User Guide, "Condition keys").
+    // Condition key names are case-insensitive in IAM policies.
     let (_, values) = block.iter().find(|(k, _)| k.eq_ignore_ascii_case(key))?;
     Some(string_set(values))
 }
@@ -390,7 +389,7 @@ impl Canonical {
 fn canonical_field(name: &str, value: &Value) -> CanonicalValue {
     match name {
         "Principal" | "NotPrincipal" => CanonicalValue::Map(canonical_principal(value)),
-        // Action names are case-insensitive (IAM User Guide, "IAM JSON policy elements: Action").
+        // Action names are case-insensitive in IAM policies.
         "Action" | "NotAction" => CanonicalValue::Set(
             string_set(value)
                 .into_iter()

@@ -600,7 +600,7 @@ impl Cloud for MemoryCloud {
                 not_found(OP, scope, "InvalidAMIID.NotFound", &request.source_image)
             })?;
         // Another account may copy a shared image only with createVolumePermission on
-        // every snapshot (EC2 User Guide, "Copy an AMI").
+        // every snapshot, else EC2 fails the copy with this message.
         if request.source.account != scope.account {
             let allowed = source.snapshot_ids.iter().all(|id| {
                 world

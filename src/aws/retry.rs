@@ -3,7 +3,7 @@
 //! The SDK already retries a few times on its own; this layer adds retries bounded in
 //! time rather than in count, so a burst of throttling during a large apply is waited
 //! out. EC2 throttles with `RequestLimitExceeded` and KMS with `ThrottlingException`
-//! (EC2 API Reference, "Request throttling"; KMS Developer Guide, "Quotas").
+//! (the codes the SDKs treat as throttling).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -9,7 +9,7 @@ use crate::model::{
 };
 use crate::observe::ObservedImage;
 
-/// Longest AMI name EC2 accepts (EC2 API Reference, CopyImage `Name`: 3 to 128 characters).
+/// Longest AMI name EC2 accepts: 128 characters.
 const MAX_IMAGE_NAME: usize = 128;
 
 impl Planner<'_> {

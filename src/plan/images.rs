@@ -16,7 +16,7 @@ const REENCRYPTED: [&str; 3] = ["aws-managed-key", "wrong-key", "snapshot-not-en
 type Volumes = BTreeMap<(Scope, String), VolumePlan>;
 
 /// Launch permission entries (accounts, organizations, OUs) EC2 allows per image and
-/// region (EC2 User Guide, "Share an AMI": 1,000 by default).
+/// region: 1,000 by default.
 // NOTE: the quota is adjustable on request; an account with a raised quota is refused
 // here all the same.
 const MAX_LAUNCH_ENTITIES: usize = 1000;

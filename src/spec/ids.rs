@@ -73,7 +73,7 @@ pub fn check_account_id(value: &str) -> Result<(), String> {
     }
 }
 
-/// Regions that exist, from the AWS General Reference ("Regional endpoints").
+/// Regions that exist, as listed by AWS at the end of 2026.
 // NOTE: AWS opens regions every year; a region newer than this list is rejected until it
 // is added here.
 const REGIONS: [&str; 41] = [
@@ -238,7 +238,7 @@ pub fn parse_key_reference(value: &str) -> Result<KeyForm, String> {
 }
 
 /// True for the unique ids IAM shows in place of a deleted principal: roles `AROA`, users
-/// `AIDA`, groups `AGPA` (IAM User Guide, "Unique identifiers").
+/// `AIDA`, groups `AGPA`; the other prefixes are IAM's for other kinds of principal.
 pub fn is_unique_principal_id(value: &str) -> bool {
     let prefixes = ["AROA", "AIDA", "AGPA", "ANPA", "ANVA", "ASIA", "AIPA"];
     value.len() >= 16
