@@ -129,7 +129,7 @@ pub fn declared(group: &ImageGroup) -> Vec<DeclaredCopy<'_>> {
     copies
 }
 
-/// Where copies may live, with the `amishare:copy-of` values to look for there.
+/// Returns where copies may live, with the `amishare:copy-of` values to look for there.
 pub fn searches(spec: &Spec) -> BTreeMap<Scope, BTreeSet<String>> {
     let mut searches: BTreeMap<Scope, BTreeSet<String>> = BTreeMap::new();
     for group in &spec.images {
@@ -156,7 +156,7 @@ pub fn arn_keys(spec: &Spec) -> BTreeMap<String, Scope> {
     keys
 }
 
-/// Every account and region a spec's copies are made in.
+/// Returns every account and region a spec's copies are made in.
 pub fn scopes(spec: &Spec) -> BTreeSet<Scope> {
     spec.images
         .iter()

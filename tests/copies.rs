@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use amishare::apply::{CopyOptions, NoProgress, apply_all};
-use amishare::aws::memory::{CopyOutcome, MemoryCloud};
+use amishare::aws::memory::{CopyEnding, MemoryCloud};
 use amishare::copies::CopyPurpose;
 use amishare::model::{KeyManager, LaunchEntry, Scope, Snapshot, TAG_COPY_OF, copy_of};
 use amishare::observe::observe;
@@ -68,7 +68,7 @@ fn world() -> MemoryCloud {
         kms_key_id: Some(managed),
     };
     cloud.add_image(&source(), IMAGE, &[snapshot]);
-    cloud.set_copy_behaviour(2, CopyOutcome::Available);
+    cloud.set_copy_behaviour(2, CopyEnding::Available);
     cloud
 }
 
@@ -277,7 +277,7 @@ async fn target_keeps_its_own_copy() {
 #[tokio::test]
 async fn pending_copy_is_awaited_not_duplicated() {
     let cloud = world();
-    cloud.set_copy_behaviour(1_000, CopyOutcome::Available);
+    cloud.set_copy_behaviour(1_000, CopyEnding::Available);
     let spec = spec("    reencrypt: true", "      - {account: prod}");
     let short = CopyOptions {
         timeout: Duration::from_millis(20),
@@ -300,7 +300,7 @@ async fn pending_copy_is_awaited_not_duplicated() {
     let planned = copies(&next);
     assert_eq!(planned.len(), 1);
     assert!(planned[0].pending_image.is_some(), "{next:#?}");
-    cloud.set_copy_behaviour(1, CopyOutcome::Available);
+    cloud.set_copy_behaviour(1, CopyEnding::Available);
     let (report, _) = apply_all(&cloud, &spec, &next, &options(), &NoProgress)
         .await
         .unwrap();
@@ -318,7 +318,7 @@ async fn pending_copy_is_awaited_not_duplicated() {
 async fn copy_under_wrong_key_is_an_error() {
     let cloud = world();
     let wrong = format!("arn:aws:kms:{REGION}:{SOURCE}:key/bbbbbbbb-12ab-34cd-56ef-1234567890ab");
-    cloud.set_copy_behaviour(1, CopyOutcome::WrongKey(wrong.clone()));
+    cloud.set_copy_behaviour(1, CopyEnding::WrongKey(wrong.clone()));
     let spec = spec("    reencrypt: true", "      - {account: prod}");
     let (report, _) = apply_all(
         &cloud,
@@ -354,7 +354,7 @@ async fn failed_copy_does_not_stop_other_changes() {
             kms_key_id: Some(arn),
         }],
     );
-    cloud.set_copy_behaviour(1, CopyOutcome::Failed("Client.InternalError".into()));
+    cloud.set_copy_behaviour(1, CopyEnding::Failed("Client.InternalError".into()));
     let text_spec = spec("    reencrypt: true", "      - {account: prod}");
     let mut spec = text_spec.clone();
     spec.images[0]

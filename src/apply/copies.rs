@@ -19,7 +19,7 @@ pub struct CopyOptions {
     /// How long to wait for all copies before giving up on those still pending.
     pub timeout: Duration,
     /// Copies in flight at once per destination region. EC2 allows a few hundred
-    /// concurrent copies per destination region (its guides have said 300, and 50 before)
+    /// concurrent copies per destination region (300 in EC2's current guides, 50 in older ones)
     /// and refills CopyImage at 1 request per second.
     pub max_in_flight_per_region: usize,
     /// First wait between two looks at a pending copy; it doubles up to `max_poll`.

@@ -21,7 +21,7 @@ use crate::plan::{self, Change, CopyChange, KeyPolicyChange, LaunchChange, Plan,
 use crate::policy::{self, Members, Policy, PolicyError};
 use crate::spec::Spec;
 
-/// What happened to each step of an apply.
+/// Outcome of each step of an apply.
 #[derive(Debug, Default)]
 pub struct ApplyReport {
     pub done: Vec<String>,
@@ -114,7 +114,7 @@ pub async fn apply_all(
     Ok((report, current))
 }
 
-/// The changes of `plan` that follow from the copies `made`.
+/// Keeps the changes of `plan` that follow from the copies `made`.
 fn follow_up(plan: Plan, made: &BTreeSet<String>) -> Plan {
     let follows = |change: &Change| match change {
         Change::Copy(copy) => copy
@@ -346,7 +346,7 @@ enum Phase {
     Revoke,
 }
 
-/// Re-reads the key policy, applies the change's additions or removals to what it holds
+/// Re-reads the key policy, applies the change's additions or removals to what it contains
 /// now and writes it when that changes its meaning. Statements and members anyone added
 /// since the plan are kept.
 async fn write_key(

@@ -20,9 +20,9 @@ struct StoredKey {
     policy: String,
 }
 
-/// What a copy made by [`MemoryCloud`] turns into once it stops being pending.
+/// The state a copy made by [`MemoryCloud`] ends in once it stops being pending.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum CopyOutcome {
+pub enum CopyEnding {
     #[default]
     Available,
     /// The copy fails with this state reason.
@@ -36,7 +36,7 @@ struct World {
     images: BTreeMap<(Scope, String), (Image, BTreeSet<LaunchEntry>)>,
     /// Copies still pending, with how many more reads of them they stay so.
     pending: BTreeMap<(Scope, String), usize>,
-    copy_outcome: CopyOutcome,
+    copy_ending: CopyEnding,
     /// Reads a new copy stays pending for.
     pending_reads: usize,
     copies_made: usize,
@@ -95,7 +95,7 @@ impl MemoryCloud {
         Self::default()
     }
 
-    /// Makes every call take `latency` before it answers.
+    /// Makes every call take `latency` before it returns.
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
@@ -103,10 +103,10 @@ impl MemoryCloud {
 
     /// Makes copies stay pending for at most `reads` more reads, then end as `outcome`.
     /// Copies already pending are cut to `reads` too.
-    pub fn set_copy_behaviour(&self, reads: usize, outcome: CopyOutcome) {
+    pub fn set_copy_behaviour(&self, reads: usize, outcome: CopyEnding) {
         let mut world = lock(&self.world);
         world.pending_reads = reads;
-        world.copy_outcome = outcome;
+        world.copy_ending = outcome;
         for left in world.pending.values_mut() {
             *left = (*left).min(reads.max(1));
         }
@@ -123,7 +123,7 @@ impl MemoryCloud {
             .collect()
     }
 
-    /// The snapshot with this id, in any account and region.
+    /// Returns the snapshot with this id, in any account and region.
     pub fn snapshot(&self, snapshot_id: &str) -> Option<Snapshot> {
         let world = lock(&self.world);
         world
@@ -133,7 +133,7 @@ impl MemoryCloud {
             .map(|(_, (s, _))| s.clone())
     }
 
-    /// The largest number of calls that were in flight at once.
+    /// Returns the largest number of calls that were in flight at once.
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight.load(Ordering::SeqCst)
     }
@@ -380,17 +380,17 @@ fn advance_copies(world: &mut World, scope: &Scope) {
         .collect();
     for key in due {
         world.pending.remove(&key);
-        let outcome = world.copy_outcome.clone();
+        let outcome = world.copy_ending.clone();
         let Some((image, _)) = world.images.get_mut(&key) else {
             continue;
         };
         match outcome {
-            CopyOutcome::Available => image.state = "available".to_owned(),
-            CopyOutcome::Failed(reason) => {
+            CopyEnding::Available => image.state = "available".to_owned(),
+            CopyEnding::Failed(reason) => {
                 image.state = "failed".to_owned();
                 image.state_reason = Some(reason);
             }
-            CopyOutcome::WrongKey(arn) => {
+            CopyEnding::WrongKey(arn) => {
                 image.state = "available".to_owned();
                 let ids = image.snapshot_ids.clone();
                 for id in ids {

@@ -43,7 +43,7 @@ pub struct SdkCloud {
     clients: HashMap<Scope, Clients>,
 }
 
-/// Why connecting to AWS failed.
+/// Failure to connect to AWS.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("cannot find which account the default credentials act in")]
@@ -141,7 +141,7 @@ impl SdkCloud {
     }
 }
 
-/// Every account and region that holds a declared image or key.
+/// Returns every account and region that contains a declared image or key, or a copy.
 fn scopes(spec: &Spec) -> Vec<Scope> {
     let mut scopes: Vec<Scope> = spec
         .images
@@ -369,7 +369,7 @@ impl Cloud for SdkCloud {
                 operation: "CopyImage",
                 scope: scope.clone(),
                 code: None,
-                message: "the response holds no image id".to_owned(),
+                message: "the response contains no image id".to_owned(),
                 request_id: output.request_id().map(str::to_owned),
             })
     }
@@ -455,7 +455,7 @@ impl Cloud for SdkCloud {
             operation: "DescribeKey",
             scope: scope.clone(),
             code: None,
-            message: format!("the response for key `{key}` holds no key metadata"),
+            message: format!("the response for key `{key}` contains no key metadata"),
             request_id: output.request_id().map(str::to_owned),
         })?;
         Ok(KeyMetadata {

@@ -8,7 +8,7 @@ use crate::model::{KeyManager, KeyMetadata, Scope};
 use crate::observe::ObservedKey;
 use crate::policy::{self, ManagedState, Members, Policy};
 
-/// A declared key as planning sees it.
+/// A declared key, classified for planning.
 pub(super) enum KeyStatus {
     Usable(Box<UsableKey>),
     Blocked(Blocker),
@@ -141,7 +141,6 @@ impl Planner<'_> {
             key_arn: key.metadata.arn.clone(),
             added,
             removed,
-            target,
             drop,
             before: key.policy.to_pretty(),
             after: after.to_pretty(),

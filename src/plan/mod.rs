@@ -83,9 +83,6 @@ pub struct KeyPolicyChange {
     pub added: Vec<(String, String)>,
     /// `(sid, member)` pairs the change revokes, orphaned unique ids included.
     pub removed: Vec<(String, String)>,
-    /// Members every known managed statement has after the change, for review. Apply
-    /// writes `added` and `removed` onto the policy it reads just before writing.
-    pub target: Members,
     /// Managed statements with unknown `Sid`s to remove.
     pub drop: BTreeSet<String>,
     /// The policy as read, and as it will be, pretty-printed for review.

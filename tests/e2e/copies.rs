@@ -140,7 +140,7 @@ async fn aws_managed_image_is_shared_through_a_copy() {
             .contains(&world.key_id)
     );
 
-    // The target sees the copy and copies it under its own key.
+    // The target can describe the copy and copies it under its own key.
     let target_key = key_in(&world.target, REGION).await;
     let target = aws_sdk_ec2::Client::new(&rig().config(&world.target).await);
     let seen = target
