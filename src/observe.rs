@@ -34,6 +34,9 @@ pub struct Observed {
     pub copies: BTreeMap<Scope, Vec<ObservedImage>>,
     /// Ids each image group with a selector resolved to, by the group's index in the spec.
     pub selected: BTreeMap<usize, Vec<String>>,
+    /// Listed images that DescribeImages did not return: deregistered, owned by another
+    /// account, or never there.
+    pub missing: BTreeSet<(Scope, String)>,
 }
 
 impl Observed {
@@ -72,23 +75,6 @@ pub enum ObservedKey {
     Unreadable(AwsError),
 }
 
-/// Why observing failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ObserveError {
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-    #[error("{} selected image{} not found: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, describe_missing(.0))]
-    ImagesNotFound(Vec<(Scope, String)>),
-}
-
-fn describe_missing(missing: &[(Scope, String)]) -> String {
-    let names: Vec<String> = missing
-        .iter()
-        .map(|(scope, id)| format!("`{id}` in {scope}"))
-        .collect();
-    names.join(", ")
-}
-
 struct Observer<'a> {
     cloud: &'a dyn Cloud,
     permits: Semaphore,
@@ -102,8 +88,9 @@ impl Observer<'_> {
     }
 }
 
-/// Reads the live state of every image and key in the spec.
-pub async fn observe(cloud: &dyn Cloud, spec: &Spec) -> Result<Observed, ObserveError> {
+/// Reads the live state of every image and key in the spec. Images not found and client
+/// errors on keys are recorded for the plan to report; any other failed call stops the read.
+pub async fn observe(cloud: &dyn Cloud, spec: &Spec) -> Result<Observed, AwsError> {
     let observer = Observer {
         cloud,
         permits: Semaphore::new(MAX_CALLS_IN_FLIGHT),
@@ -133,14 +120,10 @@ pub async fn observe(cloud: &dyn Cloud, spec: &Spec) -> Result<Observed, Observe
         selected,
         ..Observed::default()
     };
-    let mut missing = Vec::new();
     for result in images {
         let (found, not_found) = result?;
-        missing.extend(not_found);
+        observed.missing.extend(not_found);
         observed.images.extend(found);
-    }
-    if !missing.is_empty() {
-        return Err(ObserveError::ImagesNotFound(missing));
     }
     for (key, result) in spec.keys.iter().zip(keys) {
         observed.keys.insert(key.name.clone(), result?);

@@ -6,7 +6,7 @@ use std::path::Path;
 use amishare::apply::apply;
 use amishare::aws::memory::MemoryCloud;
 use amishare::model::{KeyManager, LaunchEntry, Scope, Snapshot};
-use amishare::observe::{ObserveError, observe};
+use amishare::observe::observe;
 use amishare::plan::{Change, Plan, Severity, plan};
 use amishare::policy::{Policy, SID_ACCOUNTS, SID_ORGANIZATIONS, SID_OUS};
 use amishare::spec::{self, Spec};
@@ -421,23 +421,61 @@ async fn disabled_key_blocks_its_images() {
 }
 
 #[tokio::test]
-async fn missing_image_is_an_error_naming_it() {
-    let cloud = MemoryCloud::new();
-    cloud.add_key(
-        &scope(),
-        KEY_ID,
-        Some("alias/golden"),
-        KeyManager::Customer,
-        ROOT_POLICY,
+async fn missing_image_is_blocked_and_the_others_are_still_planned() {
+    let (cloud, _) = world();
+    let gone = "ami-0123456789abcdef9";
+    let text = spec_text(false, "      - {account: prod}").replace(
+        &format!("ids: [{IMAGE}]"),
+        &format!("ids: [{IMAGE}, {gone}]"),
     );
-    let err = observe(&cloud, &load(&spec_text(false, "      - {account: prod}")))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ObserveError::ImagesNotFound(_)));
-    let message = err.to_string();
-    assert!(message.contains(IMAGE), "{message}");
-    assert!(message.contains(SOURCE), "{message}");
-    assert!(message.contains(REGION), "{message}");
+    let planned = plan_for(&cloud, &load(&text)).await;
+
+    let blocked: Vec<_> = planned.blocked().collect();
+    assert_eq!(blocked.len(), 1, "{planned:#?}");
+    assert_eq!(blocked[0].code, "image-not-found");
+    assert_eq!(blocked[0].resource, gone);
+    for part in [gone, SOURCE, REGION] {
+        assert!(blocked[0].message.contains(part), "{}", blocked[0].message);
+    }
+    assert!(
+        blocked[0]
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("deregistered")),
+        "{blocked:#?}"
+    );
+    let launched: Vec<&str> = planned
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::LaunchPermissions(l) => Some(l.image_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(launched, [IMAGE], "{planned:#?}");
+}
+
+#[tokio::test]
+async fn each_unavailable_state_blocks_with_its_own_reason() {
+    for (state, code) in [
+        ("pending", "image-pending"),
+        ("disabled", "image-disabled"),
+        ("deregistered", "image-deregistered"),
+        ("failed", "image-not-available"),
+    ] {
+        let (cloud, _) = world();
+        cloud.set_image_state(&scope(), IMAGE, state);
+        let planned = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
+        let codes: Vec<&str> = planned.blocked().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, [code], "{state}: {planned:#?}");
+        assert!(
+            planned
+                .changes
+                .iter()
+                .all(|c| !matches!(c, Change::LaunchPermissions(_))),
+            "{state}: an unavailable image is not shared: {planned:#?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -556,7 +594,7 @@ async fn blocked_image_keeps_its_key_grants() {
     apply(&cloud, &plan_for(&cloud, &spec).await).await;
     cloud.set_image_state(&scope(), IMAGE, "disabled");
     let planned = plan_for(&cloud, &spec).await;
-    assert!(planned.blocked().any(|f| f.code == "image-not-available"));
+    assert!(planned.blocked().any(|f| f.code == "image-disabled"));
     assert!(planned.changes.is_empty(), "{planned:#?}");
 }
 

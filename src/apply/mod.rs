@@ -16,7 +16,7 @@ use futures::future::join_all;
 use tracing::{info, warn};
 
 use crate::aws::{AwsError, Cloud};
-use crate::observe::{ObserveError, observe};
+use crate::observe::observe;
 use crate::plan::{self, Change, CopyChange, KeyPolicyChange, LaunchChange, Plan, VolumeChange};
 use crate::policy::{self, Members, Policy, PolicyError};
 use crate::spec::Spec;
@@ -83,7 +83,7 @@ pub async fn apply_all(
     plan: &Plan,
     options: &CopyOptions,
     progress: &dyn CopyProgress,
-) -> Result<(ApplyReport, Plan), ObserveError> {
+) -> Result<(ApplyReport, Plan), AwsError> {
     let mut report = ApplyReport::default();
     let mut current = plan.clone();
     for round in 0..=COPY_ROUNDS {

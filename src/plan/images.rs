@@ -52,10 +52,14 @@ impl Planner<'_> {
                 }
             }
             for image_id in observed.image_ids(index, group) {
-                let Some(image) = observed.images.get(&(scope.clone(), image_id.clone())) else {
-                    continue;
-                };
-                self.image(group, &scope, image, &declared, &mut volumes);
+                let found = (scope.clone(), image_id.clone());
+                match observed.images.get(&found) {
+                    Some(image) => self.image(group, &scope, image, &declared, &mut volumes),
+                    None if observed.missing.contains(&found) => {
+                        self.not_found(&scope, image_id);
+                    }
+                    None => {}
+                }
             }
         }
         for ((scope, snapshot_id), volume) in volumes {
@@ -96,6 +100,24 @@ impl Planner<'_> {
         } else {
             self.finding(Severity::Warning, "selector-matched-nothing", scope, &resource, message, Some("check the name pattern and tags; set `must_match: true` to fail the plan instead"));
         }
+    }
+
+    /// Blocks an image DescribeImages did not return. EC2 stops returning an image once
+    /// it is deregistered, so a deregistered image and a wrong id look the same.
+    fn not_found(&mut self, scope: &Scope, image_id: &str) {
+        let message = format!(
+            "image `{image_id}` was not found in account `{}`, region `{}`",
+            scope.account, scope.region
+        );
+        self.blocked(
+            scope,
+            image_id,
+            Blocker::new(
+                "image-not-found",
+                message,
+                "the image may be deregistered; remove it from the spec, or fix its id, account or region",
+            ),
+        );
     }
 
     /// Warns about an image that is deprecated: it still works for its targets, but EC2
@@ -241,11 +263,7 @@ impl Planner<'_> {
     /// Why an image cannot be shared as declared.
     fn image_blocker(&self, group: &ImageGroup, image: &ObservedImage) -> Option<Blocker> {
         if image.image.state != "available" {
-            return Some(Blocker::new(
-                "image-not-available",
-                format!("image is `{}`, not `available`", image.image.state),
-                "share it once it is available; run plan again then",
-            ));
+            return Some(state_blocker(&image.image.state));
         }
         let declared = match &group.key {
             None => None,
@@ -485,4 +503,28 @@ fn copy_accounts(targets: &[Target]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// Why an image in `state`, which is not `available`, is not shared.
+fn state_blocker(state: &str) -> Blocker {
+    let message = format!("image is `{state}`, not `available`");
+    let (code, hint) = match state {
+        "pending" => (
+            "image-pending",
+            "run plan again once the image is available",
+        ),
+        "disabled" => (
+            "image-disabled",
+            "re-enable the image with EnableImage, or remove it from the spec",
+        ),
+        "deregistered" => (
+            "image-deregistered",
+            "remove the image from the spec, or list the image that replaces it",
+        ),
+        _ => (
+            "image-not-available",
+            "check the image's state reason with DescribeImages; share a working image instead",
+        ),
+    };
+    Blocker::new(code, message, hint)
 }
