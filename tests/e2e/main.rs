@@ -422,23 +422,45 @@ async fn aws_managed_image_is_blocked_and_untouched() {
 }
 
 #[tokio::test]
-async fn missing_image_exits_one_naming_it() {
-    let mut world = seed(7, false).await;
-    world.image_id = "ami-0000000000000dead".to_owned();
-    let (dir, spec) = spec_dir(&world.spec(false, "      - {account: prod}"));
+async fn deregistered_image_is_blocked_and_the_other_is_shared() {
+    let world = seed(7, false).await;
+    let gone = world.another_image("golden-7-old").await;
+    world
+        .ec2
+        .deregister_image()
+        .image_id(&gone)
+        .send()
+        .await
+        .expect("DeregisterImage");
+    let spec = world
+        .spec(false, "      - {account: prod}")
+        .replace(&world.image_id, &format!("{}, {gone}", world.image_id));
+    let (dir, spec) = spec_dir(&spec);
     let plan = rig().amishare(
         dir.path(),
         &["plan", spec.to_str().unwrap(), "--detailed-exitcode"],
     );
     assert_eq!(plan.status.code(), Some(1), "{}", out(&plan));
-    let stderr = String::from_utf8_lossy(&plan.stderr);
+    let stdout = String::from_utf8_lossy(&plan.stdout);
     assert!(
-        stderr.contains("ami-0000000000000dead")
-            && stderr.contains(&world.source)
-            && stderr.contains(REGION),
+        stdout.contains(&gone) && stdout.contains(&world.source) && stdout.contains(REGION),
         "{}",
         out(&plan)
     );
+    assert!(stdout.contains("deregistered"), "{}", out(&plan));
+
+    let apply = rig().amishare(
+        dir.path(),
+        &[
+            "apply",
+            "--auto-approve",
+            spec.to_str().unwrap(),
+            "--allow-blocked",
+        ],
+    );
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+    let launch = world.launch().await;
+    assert_eq!(launch, BTreeSet::from([world.target.clone()]));
 }
 
 #[tokio::test]
