@@ -34,6 +34,9 @@ pub struct Observed {
     pub copies: BTreeMap<Scope, Vec<ObservedImage>>,
     /// Ids each image group with a selector resolved to, by the group's index in the spec.
     pub selected: BTreeMap<usize, Vec<String>>,
+    /// The principal amishare calls AWS as in each account with a declared key, by
+    /// account id, for the lockout guard.
+    pub callers: BTreeMap<String, String>,
     /// Listed images that DescribeImages did not return: deregistered, owned by another
     /// account, or never there.
     pub missing: BTreeSet<(Scope, String)>,
@@ -127,6 +130,9 @@ pub async fn observe(cloud: &dyn Cloud, spec: &Spec) -> Result<Observed, AwsErro
     }
     for (key, result) in spec.keys.iter().zip(keys) {
         observed.keys.insert(key.name.clone(), result?);
+        if let Some(caller) = cloud.caller(&Scope::new(&key.account, &key.region)) {
+            observed.callers.insert(key.account.clone(), caller);
+        }
     }
     for (scope, result) in searches.keys().zip(copies) {
         observed.copies.insert(scope.clone(), result?);

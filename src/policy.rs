@@ -8,6 +8,10 @@ use serde_json::{Map, Value, json};
 
 use crate::spec::ids::is_unique_principal_id;
 
+mod lockout;
+
+pub use lockout::{Administrator, Lockout, administrators, lockout};
+
 /// Largest key policy KMS accepts: 32 KiB, 32,768 bytes (KMS API Reference, PutKeyPolicy
 /// document size).
 pub const MAX_POLICY_BYTES: usize = 32 * 1024;

@@ -966,3 +966,104 @@ async fn deprecated_image_warns() {
         "a future deprecation is not reported"
     );
 }
+
+/// A key policy whose only administrative grant is a statement amishare owns under a
+/// `Sid` it does not write, as an older version or a hand edit might leave.
+const LEGACY_ADMIN_POLICY: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Sid": "amishare-legacy",
+      "Effect": "Allow",
+      "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+      "Action": "kms:*",
+      "Resource": "*"
+    }
+  ]
+}"#;
+
+#[tokio::test]
+async fn pruning_the_last_admin_statement_is_refused_in_the_plan() {
+    let (cloud, _) = world();
+    cloud.set_policy(&scope(), KEY_ID, LEGACY_ADMIN_POLICY);
+    let planned = plan_for(&cloud, &load(&spec_text(true, "      - {account: prod}"))).await;
+
+    let blocked: Vec<_> = planned.blocked().collect();
+    assert_eq!(blocked.len(), 1, "{planned:#?}");
+    assert_eq!(blocked[0].code, "key-lockout");
+    let message = &blocked[0].message;
+    assert!(message.contains("`amishare-legacy`"), "{message}");
+    assert!(
+        message.contains("arn:aws:iam::111111111111:root"),
+        "{message}"
+    );
+    // Without the key grant, prod must not get the image either.
+    assert!(planned.changes.is_empty(), "{planned:#?}");
+
+    // Without pruning the statement is kept, so nothing is lost.
+    let kept = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
+    assert_eq!(kept.blocked().count(), 0, "{kept:#?}");
+}
+
+#[tokio::test]
+async fn apply_refuses_a_write_that_locks_out_the_root() {
+    let (cloud, _) = world();
+    // Planned while a foreign statement still gives the root its rights ...
+    let both = LEGACY_ADMIN_POLICY.replacen(
+        "\"Statement\": [",
+        "\"Statement\": [{\"Sid\": \"Admins\", \"Effect\": \"Allow\", \"Principal\": {\"AWS\": \"111111111111\"}, \"Action\": \"kms:PutKeyPolicy\", \"Resource\": \"*\"},",
+        1,
+    );
+    cloud.set_policy(&scope(), KEY_ID, &both);
+    let spec = load(&spec_text(true, "      - {account: prod}"));
+    let planned = plan_for(&cloud, &spec).await;
+    assert_eq!(planned.blocked().count(), 0, "{planned:#?}");
+    // ... which someone removes before the apply.
+    cloud.set_policy(&scope(), KEY_ID, LEGACY_ADMIN_POLICY);
+
+    let report = apply(&cloud, &planned).await;
+    let lockouts: Vec<String> = report
+        .failed
+        .iter()
+        .map(|(_, err)| err.to_string())
+        .filter(|m| m.contains("no longer let"))
+        .collect();
+    assert_eq!(lockouts.len(), 1, "{report:#?}");
+    assert!(lockouts[0].contains("`amishare-legacy`"), "{}", lockouts[0]);
+    // The grant went in; dropping the statement did not.
+    let now = policy_now(&cloud);
+    let legacy: serde_json::Value = serde_json::from_str(LEGACY_ADMIN_POLICY).unwrap();
+    assert!(
+        now.statements().contains(&legacy["Statement"][0]),
+        "{now:#?}"
+    );
+    assert!(now.managed_members("aws").contains_key(SID_ACCOUNTS));
+}
+
+#[tokio::test]
+async fn the_callers_own_grant_is_kept_too() {
+    let (cloud, _) = world();
+    let caller = "arn:aws:sts::111111111111:assumed-role/amishare/amishare";
+    cloud.set_caller(SOURCE, caller);
+    // The root may change the policy through a foreign statement; the caller only
+    // through a statement amishare owns.
+    let policy = ROOT_POLICY.replacen(
+        "\"Statement\": [",
+        "\"Statement\": [{\"Sid\": \"amishare-operators\", \"Effect\": \"Allow\", \"Principal\": {\"AWS\": \"arn:aws:iam::111111111111:role/pipelines/amishare\"}, \"Action\": \"kms:*\", \"Resource\": \"*\"},",
+        1,
+    ).replace("arn:aws:iam::111111111111:root", "arn:aws:iam::111111111111:role/admin");
+    cloud.set_policy(&scope(), KEY_ID, &policy);
+    let planned = plan_for(&cloud, &load(&spec_text(true, "      - {account: prod}"))).await;
+    let blocked: Vec<_> = planned.blocked().collect();
+    assert_eq!(blocked.len(), 1, "{planned:#?}");
+    assert!(
+        blocked[0].message.contains(caller),
+        "{}",
+        blocked[0].message
+    );
+    assert!(
+        blocked[0].message.contains("`amishare-operators`"),
+        "{}",
+        blocked[0].message
+    );
+}

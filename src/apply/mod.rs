@@ -7,6 +7,7 @@
 //! go on, and the next run picks up what is left.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 mod copies;
 
@@ -59,6 +60,8 @@ pub enum StepError {
         "the rewritten key policy would change statements amishare does not own; nothing was written"
     )]
     ForeignChanged,
+    #[error("{0}; nothing was written")]
+    Lockout(String),
 }
 
 #[derive(Default)]
@@ -362,22 +365,32 @@ async fn write_key(
         if next.same_meaning(&current) {
             return Ok(written);
         }
-        // Guard against locking anyone out: the statements amishare does not own, which
-        // hold every administrative grant, must reach KMS exactly as they were read.
+        // Guard against locking anyone out: the statements amishare does not own must
+        // reach KMS exactly as they were read, and the account root and the caller must
+        // keep the right to change the policy.
         if !next.foreign().eq(current.foreign()) {
             return Err(StepError::ForeignChanged);
+        }
+        let administrators =
+            policy::administrators(&change.key_arn, cloud.caller(&change.scope).as_deref());
+        if let Some(lockout) = policy::lockout(&current, &next, &administrators, &change.key_arn) {
+            return Err(StepError::Lockout(lockout.to_string()));
         }
         let Some(document) = next.to_document() else {
             return Err(StepError::TooLarge);
         };
+        let started = Instant::now();
         cloud
             .put_key_policy(&change.scope, &change.key_id, &document)
             .await?;
         written = true;
         // Another writer may have put its own merge between our read and our write, and
         // one of the two would then be lost. Reading back shows it; the loop merges again.
+        // A writer that read before our write lands its own write within about one write's
+        // time after ours, so the read back waits for two of them first.
         // NOTE: KMS is eventually consistent, so a read right after a write can show the
         // old policy; that costs one more identical write, never a lost statement.
+        tokio::time::sleep((started.elapsed() * 2).min(MAX_SETTLE)).await;
         let back = Policy::parse(&cloud.get_key_policy(&change.scope, &change.key_id).await?)?;
         if merged(&back, change, phase)?.same_meaning(&back) {
             return Ok(true);
@@ -389,6 +402,9 @@ async fn write_key(
 
 /// Writes of one key policy before giving up on a policy that keeps changing.
 const WRITE_ATTEMPTS: usize = 5;
+
+/// Longest wait between writing a key policy and reading it back.
+const MAX_SETTLE: Duration = Duration::from_secs(2);
 
 /// The policy with the change's additions (grant phase) or removals (revoke phase)
 /// merged into its current managed statements.

@@ -64,6 +64,8 @@ pub struct MemoryCloud {
     latency: Duration,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// What [`Cloud::caller`] returns, by account.
+    callers: Mutex<BTreeMap<String, String>>,
 }
 
 /// Counts a call as in flight until dropped.
@@ -305,6 +307,11 @@ impl MemoryCloud {
     }
 
     /// Makes the next call of `operation` fail with the AWS error `code`.
+    /// Makes [`Cloud::caller`] return `arn` for `account`.
+    pub fn set_caller(&self, account: &str, arn: &str) {
+        lock(&self.callers).insert(account.to_owned(), arn.to_owned());
+    }
+
     pub fn fail_next(&self, operation: &'static str, code: &str) {
         self.fail_nth(operation, 0, code);
     }
@@ -680,5 +687,9 @@ impl Cloud for MemoryCloud {
         }
         key.policy = policy.to_owned();
         Ok(())
+    }
+
+    fn caller(&self, scope: &Scope) -> Option<String> {
+        lock(&self.callers).get(&scope.account).cloned()
     }
 }

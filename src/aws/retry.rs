@@ -196,4 +196,8 @@ impl<C: Cloud> Cloud for Retrying<C> {
         self.retry(|| self.inner.put_key_policy(scope, key_id, policy))
             .await
     }
+
+    fn caller(&self, scope: &Scope) -> Option<String> {
+        self.inner.caller(scope)
+    }
 }

@@ -41,6 +41,8 @@ struct Clients {
 /// [`Cloud`] on the AWS SDK.
 pub struct SdkCloud {
     clients: HashMap<Scope, Clients>,
+    /// The principal calls in each account are made as, by account id.
+    callers: HashMap<String, String>,
 }
 
 /// Failure to connect to AWS.
@@ -101,23 +103,28 @@ impl SdkCloud {
             .load()
             .await;
         let mut clients = HashMap::new();
-        let mut ambient_account = None;
+        let mut callers = HashMap::new();
+        let mut ambient = None;
         for scope in scopes(spec) {
             let role = spec.account(&scope.account).and_then(|a| a.role.as_ref());
             let config = match role {
-                Some(role) => assumed(&base, role, &scope.region).await,
+                Some(role) => {
+                    callers.insert(scope.account.clone(), role.arn.clone());
+                    assumed(&base, role, &scope.region).await
+                }
                 None => {
-                    let actual = match &ambient_account {
-                        Some(actual) => String::clone(actual),
-                        None => caller_account(&base, &scope).await?,
+                    let identity = match &ambient {
+                        Some(identity) => Identity::clone(identity),
+                        None => caller_identity(&base, &scope).await?,
                     };
-                    if actual != scope.account {
+                    if identity.account != scope.account {
                         return Err(ConnectError::WrongAccount {
                             declared: scope.account,
-                            actual,
+                            actual: identity.account,
                         });
                     }
-                    ambient_account = Some(actual);
+                    callers.insert(scope.account.clone(), identity.arn.clone());
+                    ambient = Some(identity);
                     base.to_builder()
                         .region(Region::new(scope.region.clone()))
                         .build()
@@ -127,7 +134,7 @@ impl SdkCloud {
             let kms = aws_sdk_kms::Client::new(&config);
             clients.insert(scope, Clients { ec2, kms });
         }
-        Ok(SdkCloud { clients })
+        Ok(SdkCloud { clients, callers })
     }
 
     fn clients(&self, scope: &Scope) -> AwsResult<&Clients> {
@@ -172,7 +179,14 @@ async fn assumed(base: &SdkConfig, role: &AssumeRole, region: &str) -> SdkConfig
         .build()
 }
 
-async fn caller_account(base: &SdkConfig, scope: &Scope) -> Result<String, ConnectError> {
+/// Who the default credentials are.
+#[derive(Clone)]
+struct Identity {
+    account: String,
+    arn: String,
+}
+
+async fn caller_identity(base: &SdkConfig, scope: &Scope) -> Result<Identity, ConnectError> {
     let config = base
         .to_builder()
         .region(Region::new(scope.region.clone()))
@@ -183,7 +197,10 @@ async fn caller_account(base: &SdkConfig, scope: &Scope) -> Result<String, Conne
         .send()
         .await
         .map_err(|e| ConnectError::CallerIdentity(error("GetCallerIdentity", scope, e)))?;
-    Ok(identity.account().unwrap_or_default().to_owned())
+    Ok(Identity {
+        account: identity.account().unwrap_or_default().to_owned(),
+        arn: identity.arn().unwrap_or_default().to_owned(),
+    })
 }
 
 /// Converts an SDK error, keeping the AWS error code, message and request id.
@@ -544,5 +561,9 @@ impl Cloud for SdkCloud {
             .await
             .map_err(|e| error("PutKeyPolicy", scope, e))?;
         Ok(())
+    }
+
+    fn caller(&self, scope: &Scope) -> Option<String> {
+        self.callers.get(&scope.account).cloned()
     }
 }

@@ -79,7 +79,7 @@ impl Planner<'_> {
     /// Plans the statement rewrite of every usable key.
     pub(super) fn key_changes(&mut self) {
         let names: Vec<String> = self.spec.keys.iter().map(|k| k.name.clone()).collect();
-        let mut oversized = BTreeSet::new();
+        let mut withheld = BTreeSet::new();
         for name in names {
             let Some(KeyStatus::Usable(key)) = self.keys.get(&name) else {
                 continue;
@@ -91,19 +91,25 @@ impl Planner<'_> {
                 .unwrap_or_default();
             let change = self.key_change(&name, key, desired);
             let Some(change) = change else { continue };
+            let scope = change.change.scope.clone();
+            if let Some(lockout) = &change.lockout {
+                let message = format!("the policy of key `{name}` is not rewritten: {lockout}");
+                self.blocked(&scope, &name, Blocker::new("key-lockout", message, "keep a statement that lets the account root and amishare's role call kms:PutKeyPolicy, with a `Sid` that does not start with `amishare-`"));
+                withheld.insert(name);
+                continue;
+            }
             if change.after_document_fits {
                 self.plan.changes.push(Change::KeyPolicy(change.change));
                 continue;
             }
-            let scope = change.change.scope.clone();
             let message = format!(
                 "the policy of key `{name}` would exceed the KMS limit of 32 KB with the grants the spec declares"
             );
             self.blocked(&scope, &name, Blocker::new("key-policy-too-large", message, "share with organizations or OUs (one condition value each) instead of many accounts"));
-            oversized.insert(name);
+            withheld.insert(name);
         }
         // Without the key grant, targets must not get images under that key.
-        self.withhold_additions(&oversized);
+        self.withhold_additions(&withheld);
     }
 
     /// Drops the additions of launch and create-volume permissions on images under `keys`.
@@ -134,6 +140,18 @@ impl Planner<'_> {
         }
         let (added, removed) = member_changes(&key.state.members, &target);
         let after_document_fits = after.to_document().is_some();
+        let lockout = policy::lockout(
+            &key.policy,
+            &after,
+            &policy::administrators(
+                &key.metadata.arn,
+                self.observed
+                    .callers
+                    .get(&key.scope.account)
+                    .map(String::as_str),
+            ),
+            &key.metadata.arn,
+        );
         let change = KeyPolicyChange {
             scope: key.scope.clone(),
             key_name: name.to_owned(),
@@ -148,6 +166,7 @@ impl Planner<'_> {
         Some(SizedChange {
             change,
             after_document_fits,
+            lockout,
         })
     }
 
@@ -284,6 +303,8 @@ fn assess(name: &str, scope: &Scope, metadata: &KeyMetadata, text: &str) -> KeyS
 struct SizedChange {
     change: KeyPolicyChange,
     after_document_fits: bool,
+    /// Who the rewrite would lock out of the key, if anyone.
+    lockout: Option<policy::Lockout>,
 }
 
 /// A `(sid, member)` pair of a managed statement.
