@@ -6,6 +6,11 @@ Action parameter (query protocols such as EC2 and STS), and the account is the o
 for the request's credentials: the role's account for STS AssumeRole credentials, else
 123456789012. Requests to moto's own /moto-api/ and to /_rig/ are not recorded.
 
+KMS CreateKey and PutKeyPolicy records (X-Amz-Target TrentService.CreateKey or
+TrentService.PutKeyPolicy) also have "bypass_lockout_check": true when the JSON request body sets
+BypassPolicyLockoutSafetyCheck to true, and false when it omits the parameter, sets it to false
+or is not a JSON object. Other records have no such field.
+
 GET /_rig/calls returns {"calls": [...]} in arrival order, filtered by any of the query
 parameters account, service, action and region. DELETE /_rig/calls empties the record.
 GET /_rig/health returns {"status": "ok"}.
@@ -24,6 +29,11 @@ from urllib.parse import parse_qs
 
 CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
 CALL_FIELDS = ("service", "action", "account", "region")
+# The X-Amz-Target prefix of KMS, and its operations that take BypassPolicyLockoutSafetyCheck.
+KMS_TARGET_PREFIX = "TrentService"
+LOCKOUT_CHECK_ACTIONS = {"CreateKey", "PutKeyPolicy"}
+
+Call = dict[str, str | bool | None]
 
 
 class CallLog:
@@ -31,13 +41,13 @@ class CallLog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._calls: list[dict[str, str | None]] = []
+        self._calls: list[Call] = []
 
-    def append(self, call: dict[str, str | None]) -> None:
+    def append(self, call: Call) -> None:
         with self._lock:
             self._calls.append(call)
 
-    def select(self, **criteria: str) -> list[dict[str, str | None]]:
+    def select(self, **criteria: str) -> list[Call]:
         with self._lock:
             calls = list(self._calls)
         return [c for c in calls if all(c.get(k) == v for k, v in criteria.items())]
@@ -79,15 +89,28 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return body
 
 
-def describe_request(environ: dict[str, Any]) -> dict[str, str | None]:
+def bypasses_lockout_check(body: bytes) -> bool:
+    """Return whether a KMS JSON request body sets BypassPolicyLockoutSafetyCheck to true."""
+    try:
+        parameters = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(parameters, dict) and parameters.get("BypassPolicyLockoutSafetyCheck") is True
+
+
+def describe_request(environ: dict[str, Any]) -> Call:
     """Return the call record of one AWS API request."""
     match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
     access_key, region, service = match.groups() if match else (None, None, None)
 
     action = None
+    bypass_lockout_check = None
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
-        action = target.rsplit(".", 1)[-1]
+        prefix, _, action = target.rpartition(".")
+        if prefix == KMS_TARGET_PREFIX and action in LOCKOUT_CHECK_ACTIONS:
+            # NOTE: _read_body reads nothing without Content-Length, so a chunked body logs false.
+            bypass_lockout_check = bypasses_lockout_check(_read_body(environ))
     else:
         body = _read_body(environ)
         content_type = environ.get("CONTENT_TYPE", "")
@@ -99,12 +122,15 @@ def describe_request(environ: dict[str, Any]) -> dict[str, str | None]:
         action = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
 
     account_header = environ.get("HTTP_X_MOTO_ACCOUNT_ID")
-    return {
+    call: Call = {
         "service": service,
         "action": action,
         "account": account_for_access_key(access_key, account_header),
         "region": region,
     }
+    if bypass_lockout_check is not None:
+        call["bypass_lockout_check"] = bypass_lockout_check
+    return call
 
 
 def _json_response(

@@ -14,6 +14,7 @@ from . import (
     aws_managed_key_sharing,
     copy_image,
     cross_account_keys,
+    describe_key_policy,
     ebs_volume_encryption,
     image_attribute_not_found,
     image_name_unique,
@@ -29,6 +30,7 @@ from . import (
 PATCHES = [
     ebs_volume_encryption,
     key_policy_validation,
+    describe_key_policy,
     aws_managed_ebs_key,
     image_snapshots,
     copy_image,

@@ -53,7 +53,7 @@ def _wrap_policy_call(moto_method: Any) -> Any:
         policy = self._get_param("Policy")
         if policy is not None:
             bypass = bool(self._get_param("BypassPolicyLockoutSafetyCheck", False))
-            validate_policy(policy, _caller_principals(self), check_lockout=not bypass)
+            validate_policy(policy, get_caller_principals(self), check_lockout=not bypass)
         return moto_method(self)
 
     return method
@@ -82,7 +82,7 @@ def validate_policy(policy: str, caller_principals: set[str], check_lockout: boo
         raise _malformed(MALFORMED_MESSAGE)
 
     for statement in statements:
-        for principal in _aws_principals(statement):
+        for principal in aws_principals(statement):
             if UNIQUE_ID.match(principal):
                 raise _malformed(INVALID_PRINCIPAL_MESSAGE)
 
@@ -92,7 +92,7 @@ def validate_policy(policy: str, caller_principals: set[str], check_lockout: boo
         raise _malformed(LOCKOUT_MESSAGE)
 
 
-def _aws_principals(statement: dict[str, Any]) -> list[str]:
+def aws_principals(statement: dict[str, Any]) -> list[str]:
     principal = statement.get("Principal")
     if principal == "*":
         return ["*"]
@@ -107,10 +107,10 @@ def _allows_put_key_policy(statement: dict[str, Any], caller_principals: set[str
     actions = {str(a).lower() for a in _as_list(statement.get("Action", []))}
     if not actions & PUT_KEY_POLICY_ACTIONS:
         return False
-    return any(p in caller_principals for p in _aws_principals(statement))
+    return any(p in caller_principals for p in aws_principals(statement))
 
 
-def _caller_principals(response: KmsResponse) -> set[str]:
+def get_caller_principals(response: KmsResponse) -> set[str]:
     """Return the principal strings that name the caller in a key policy."""
     account_id = response.current_account
     caller = aws_managed_ebs_key.caller_arn(response)

@@ -292,3 +292,198 @@ def test_other_account_key_gap_in_moto(moto_rig: Rig) -> None:
     with pytest.raises(ClientError) as error:
         moto_rig.client("kms", TARGET_ACCOUNT).describe_key(KeyId=key["Arn"])
     assert error_code(error) == "NotFoundException"
+
+
+# Key policies that DescribeKey reads
+
+# Statement is a single object here, which the IAM policy grammar allows.
+SINGLE_STATEMENT_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": {
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{SOURCE_ACCOUNT}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+    }
+)
+
+# On AWS, no Deny statement here applies to DescribeKey by either account. The first names other
+# actions and the second exempts kms:DescribeKey through NotAction. The condition of the third is
+# false for both accounts.
+MIXED_STATEMENTS_POLICY = root_policy(
+    SOURCE_ACCOUNT,
+    {
+        "Sid": "amishare-222222222222",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{TARGET_ACCOUNT}:root"},
+        "Action": ["kms:DescribeKey", "kms:CreateGrant", "kms:Decrypt"],
+        "Resource": "*",
+    },
+    {
+        "Sid": "Deny deletion except by the admin role",
+        "Effect": "Deny",
+        "NotPrincipal": {
+            "AWS": [
+                f"arn:aws:iam::{SOURCE_ACCOUNT}:role/admin",
+                f"arn:aws:iam::{SOURCE_ACCOUNT}:root",
+            ]
+        },
+        "Action": ["kms:ScheduleKeyDeletion", "kms:DisableKey"],
+        "Resource": "*",
+    },
+    {
+        "Sid": "Deny the target account all but use",
+        "Effect": "Deny",
+        "Principal": {"AWS": f"arn:aws:iam::{TARGET_ACCOUNT}:root"},
+        "NotAction": ["kms:DescribeKey", "kms:CreateGrant", "kms:Decrypt"],
+        "Resource": "*",
+    },
+    {
+        "Sid": "Deny callers outside both accounts",
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": "kms:*",
+        "Resource": "*",
+        "Condition": {"StringNotEquals": {"kms:CallerAccount": [SOURCE_ACCOUNT, TARGET_ACCOUNT]}},
+    },
+)
+
+# Tabs, carriage returns and line feeds are allowed in a key policy (KMS Developer Guide:
+# Creating a key policy, Key policy format).
+WHITESPACE_POLICY = (
+    '\n{\t"Version" :  "2012-10-17",\r\n\r\n  "Statement":[\n\t\t{ "Sid" : "Enable IAM User'
+    ' Permissions",\n"Effect":"Allow",   "Principal":{"AWS":\t"arn:aws:iam::111111111111:root"},'
+    '\r\n "Action" : "kms:*" ,"Resource":"*"}\n\n]\t}\n\n'
+)
+
+
+def create_key_with_policy(rig: Rig, operation: str, policy: str) -> dict:
+    """Return the metadata of a new key with `policy`, set by CreateKey or PutKeyPolicy."""
+    kms = rig.client("kms", SOURCE_ACCOUNT)
+    if operation == "create-key":
+        return kms.create_key(Policy=policy)["KeyMetadata"]
+    key = make_key(rig)
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=policy)
+    return key
+
+
+@pytest.mark.parametrize("operation", ["create-key", "put-key-policy"])
+@pytest.mark.parametrize(
+    "policy",
+    [SINGLE_STATEMENT_POLICY, MIXED_STATEMENTS_POLICY, WHITESPACE_POLICY],
+    ids=["single-statement", "mixed-statements", "whitespace"],
+)
+def test_key_policy_shapes_readable(rig: Rig, operation: str, policy: str) -> None:
+    kms = rig.client("kms", SOURCE_ACCOUNT)
+    key_id = create_key_with_policy(rig, operation, policy)["KeyId"]
+
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyId"] == key_id
+    stored = kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+    assert stored == policy
+    assert key_id in [key["KeyId"] for key in kms.list_keys()["Keys"]]
+    assert kms.list_key_policies(KeyId=key_id)["PolicyNames"] == ["default"]
+    assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is False
+
+
+def test_mixed_statements_other_account(rig: Rig) -> None:
+    key_arn = create_key_with_policy(rig, "put-key-policy", MIXED_STATEMENTS_POLICY)["Arn"]
+    described = rig.client("kms", TARGET_ACCOUNT).describe_key(KeyId=key_arn)["KeyMetadata"]
+    assert described["Arn"] == key_arn
+
+
+# Deny statements as seen by a caller in the target account.
+@pytest.mark.parametrize(
+    ("statement", "denied"),
+    [
+        ({"Principal": {"AWS": f"arn:aws:iam::{TARGET_ACCOUNT}:root"}, "Action": "kms:*"}, True),
+        ({"Principal": {"AWS": [TARGET_ACCOUNT]}, "Action": ["kms:describekey"]}, True),
+        ({"Principal": "*", "Action": "kms:Desc*"}, True),
+        (
+            {
+                "Principal": {"AWS": f"arn:aws:iam::{TARGET_ACCOUNT}:role/amishare"},
+                "NotAction": "kms:Decrypt",
+            },
+            True,
+        ),
+        ({"Principal": {"AWS": "*"}, "Action": "kms:DescribeKey", "Resource": ["*"]}, True),
+        ({"Principal": {"AWS": f"arn:aws:iam::{SOURCE_ACCOUNT}:root"}, "Action": "kms:*"}, False),
+        ({"Principal": {"Service": "ec2.amazonaws.com"}, "Action": "kms:*"}, False),
+        ({"Principal": "*", "NotAction": ["kms:Describe*", "kms:Decrypt"]}, False),
+        ({"Principal": "*", "Action": "kms:DescribeKey", "NotResource": "*"}, False),
+        ({"Principal": "*", "Action": "kms:Decrypt"}, False),
+    ],
+    ids=[
+        "account-root",
+        "account-id-lowercase-action",
+        "anyone-wildcard-action",
+        "role-not-action",
+        "resource-list",
+        "other-account",
+        "service-principal",
+        "not-action-exempts",
+        "not-resource-excludes",
+        "other-action",
+    ],
+)
+def test_describe_key_deny_statements(rig: Rig, statement: dict, denied: bool) -> None:
+    deny = {"Sid": "deny", "Effect": "Deny", "Resource": "*", **statement}
+    if "NotResource" in statement:
+        del deny["Resource"]
+    policy = root_policy(SOURCE_ACCOUNT, deny)
+    key_arn = create_key_with_policy(rig, "put-key-policy", policy)["Arn"]
+    target = rig.client("kms", TARGET_ACCOUNT)
+
+    if not denied:
+        assert target.describe_key(KeyId=key_arn)["KeyMetadata"]["Arn"] == key_arn
+        return
+    with pytest.raises(ClientError) as error:
+        target.describe_key(KeyId=key_arn)
+    assert error_code(error) == "AccessDeniedException"
+    message = error.value.response["Error"]["Message"]
+    assert f"arn:aws:sts::{TARGET_ACCOUNT}:assumed-role/amishare/testrig" in message
+    assert "kms:DescribeKey" in message
+    assert key_arn in message
+
+
+def test_describe_key_ignores_conditions(rig: Rig) -> None:
+    deny = {
+        "Sid": "deny",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "kms:*",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"kms:CallerAccount": SOURCE_ACCOUNT}},
+    }
+    policy = root_policy(SOURCE_ACCOUNT, deny)
+    key_id = create_key_with_policy(rig, "put-key-policy", policy)["KeyId"]
+    # NOTE: AWS denies here, because the condition holds for the caller. The rig evaluates no
+    # conditions, so it never denies on such a statement.
+    assert rig.client("kms", SOURCE_ACCOUNT).describe_key(KeyId=key_id)["KeyMetadata"]
+
+
+def test_single_statement_gap_in_moto(moto_rig: Rig) -> None:
+    key_id = create_key_with_policy(moto_rig, "create-key", SINGLE_STATEMENT_POLICY)["KeyId"]
+    with pytest.raises(ClientError) as error:
+        moto_rig.client("kms", SOURCE_ACCOUNT).describe_key(KeyId=key_id)
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+
+
+def test_deny_statement_gap_in_moto(moto_rig: Rig) -> None:
+    key_id = create_key_with_policy(moto_rig, "put-key-policy", MIXED_STATEMENTS_POLICY)["KeyId"]
+    with pytest.raises(ClientError) as error:
+        moto_rig.client("kms", SOURCE_ACCOUNT).describe_key(KeyId=key_id)
+    assert error_code(error) == "AccessDeniedException"
+
+
+@pytest.mark.parametrize(
+    "policy",
+    ["{not json", "[]", '"kms:*"', "{}", '{"Statement": "kms:*"}', '{"Statement": [1, null]}'],
+)
+def test_deny_check_skips_malformed_policy(policy: str) -> None:
+    from fidelity import describe_key_policy
+
+    key_arn = f"arn:aws:kms:{REGION}:{SOURCE_ACCOUNT}:key/0d7d0d6c-0000-4000-8000-000000000000"
+    assert describe_key_policy.denying_statement(policy, "kms:DescribeKey", key_arn, {"*"}) is None
