@@ -3,6 +3,7 @@
 //! server and still run in parallel.
 
 mod copies;
+mod keys;
 mod rig;
 mod selectors;
 

@@ -140,14 +140,21 @@ impl Rig {
 
     /// Names of the calls the emulator received from `account`.
     pub fn calls(&self, account: &str) -> Vec<String> {
-        let body = http_get(&self.url, &format!("/_rig/calls?account={account}"));
-        let value: serde_json::Value = serde_json::from_str(&body).expect("call log is JSON");
-        value["calls"]
-            .as_array()
-            .expect("calls list")
+        self.call_records(account, None)
             .iter()
             .map(|c| c["action"].as_str().unwrap_or_default().to_owned())
             .collect()
+    }
+
+    /// The call log's records of the calls from `account`, of one action or all.
+    pub fn call_records(&self, account: &str, action: Option<&str>) -> Vec<serde_json::Value> {
+        let mut path = format!("/_rig/calls?account={account}");
+        if let Some(action) = action {
+            path.push_str(&format!("&action={action}"));
+        }
+        let body = http_get(&self.url, &path);
+        let value: serde_json::Value = serde_json::from_str(&body).expect("call log is JSON");
+        value["calls"].as_array().expect("calls list").clone()
     }
 }
 
