@@ -399,6 +399,13 @@ async fn apply_saved(
         ))
         .hint("run `amishare plan --out FILE` again, review the new plan, and apply that file"));
     }
+    if !saved.follows_from(&spec, &observed) {
+        return Err(CliError::plain(format!(
+            "the changes in `{}` are not the ones its specs give for the live state; nothing was changed",
+            path.display()
+        ))
+        .hint("the file was edited after it was saved; run `amishare plan --out FILE` again and apply that file"));
+    }
     write_stdout(&render::render_text(&saved.plan, &spec));
     check_blocked(&saved.plan, allow_blocked)?;
     if saved.plan.is_empty() {

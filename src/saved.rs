@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::Scope;
 use crate::observe::{Observed, ObservedImage, ObservedKey};
-use crate::plan::Plan;
+use crate::plan::{Change, Plan};
 use crate::spec::{self, Diagnostics, Spec};
 
 /// Version of the saved plan format.
@@ -221,6 +221,27 @@ impl SavedPlan {
             .collect();
         changed.into_iter().collect()
     }
+
+    /// Whether the saved changes are the ones its specs give for `observed`, copy
+    /// idempotency tokens aside. Once [`SavedPlan::stale`] finds nothing, they are,
+    /// unless the file was edited: this keeps a hand-made change, such as a public
+    /// launch permission the spec does not allow, from being applied.
+    pub fn follows_from(&self, spec: &Spec, observed: &Observed) -> bool {
+        let fresh = crate::plan::plan(spec, observed);
+        without_tokens(&fresh) == without_tokens(&self.plan)
+    }
+}
+
+/// The plan's changes with every copy's client token cleared: a token depends on when
+/// the plan was made.
+fn without_tokens(plan: &Plan) -> Vec<Change> {
+    let mut changes = plan.changes.clone();
+    for change in &mut changes {
+        if let Change::Copy(copy) = change {
+            copy.request.client_token.clear();
+        }
+    }
+    changes
 }
 
 /// Whether `path` is a file with the saved plan marker, whatever its version.

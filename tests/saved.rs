@@ -187,6 +187,29 @@ async fn key_state_change_makes_key_stale() {
 }
 
 #[tokio::test]
+async fn edited_changes_do_not_follow_from_the_specs() {
+    let cloud = world();
+    let (saved, spec) = saved_plan(&cloud).await;
+    let observed = observe(&cloud, &spec).await.expect("observed");
+    assert!(saved.follows_from(&spec, &observed));
+
+    // Someone makes the image public in the file, which the spec does not allow.
+    let mut edited = saved.clone();
+    for change in &mut edited.plan.changes {
+        if let Change::LaunchPermissions(launch) = change {
+            launch.add.push(LaunchEntry::Public);
+        }
+    }
+    assert!(edited.stale(&spec, &observed).is_empty());
+    assert!(!edited.follows_from(&spec, &observed));
+
+    // Dropping a change is an edit too.
+    let mut fewer = saved.clone();
+    fewer.plan.changes.pop();
+    assert!(!fewer.follows_from(&spec, &observed));
+}
+
+#[tokio::test]
 async fn stale_resources_are_named_in_messages() {
     let text = resource(ResourceKind::Snapshot, SNAPSHOT).to_string();
     assert_eq!(

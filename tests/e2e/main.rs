@@ -692,6 +692,45 @@ async fn saved_plan_is_refused_after_drift() {
 }
 
 #[tokio::test]
+async fn edited_saved_plan_cannot_make_an_image_public() {
+    let world = seed(25, false).await;
+    let (dir, spec) = spec_dir(&world.spec(false, "      - {account: prod}"));
+    let plan = rig().amishare(
+        dir.path(),
+        &["plan", spec.to_str().unwrap(), "--out", "plan.json"],
+    );
+    assert_eq!(plan.status.code(), Some(0), "{}", out(&plan));
+    let path = dir.path().join("plan.json");
+    let mut saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read plan")).expect("JSON");
+    let changes = saved["plan"]["changes"].as_array_mut().expect("changes");
+    let launch = changes
+        .iter_mut()
+        .find(|c| c["kind"] == "launch_permissions")
+        .expect("a launch permission change");
+    launch["add"]
+        .as_array_mut()
+        .expect("additions")
+        .push(serde_json::json!({"kind": "public"}));
+    std::fs::write(&path, saved.to_string()).expect("write plan");
+
+    let apply = rig().amishare(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(apply.status.code(), Some(1), "{}", out(&apply));
+    let stderr = String::from_utf8_lossy(&apply.stderr);
+    assert!(
+        stderr.contains("not the ones its specs give"),
+        "{}",
+        out(&apply)
+    );
+    assert_eq!(
+        world.mutating_calls(),
+        0,
+        "{:?}",
+        rig().calls(&world.source)
+    );
+}
+
+#[tokio::test]
 async fn trace_logs_hold_no_secret() {
     let world = seed(11, false).await;
     let role = format!("role_arn: \"arn:aws:iam::{}:role/amishare\"", world.source);
