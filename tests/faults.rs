@@ -62,15 +62,20 @@ fn world() -> MemoryCloud {
 }
 
 fn spec() -> Spec {
-    let mut text = String::from(
-        "version: 1\naccounts:\n  - {name: a, id: \"111111111111\"}\n  - {name: b, id: \"444444444444\"}\n  - {name: prod, id: \"222222222222\"}\nkeys:\n  - {name: ka, account: a, region: us-east-1, key: alias/golden}\n  - {name: kb, account: b, region: eu-west-1, key: alias/golden}\nimages:\n",
+    spec_with(false, "")
+}
+
+/// The two-account spec, with `extra` share entries on every image.
+fn spec_with(prune: bool, extra: &str) -> Spec {
+    let mut text = format!(
+        "version: 1\nsettings: {{prune: {prune}}}\naccounts:\n  - {{name: a, id: \"111111111111\"}}\n  - {{name: b, id: \"444444444444\"}}\n  - {{name: prod, id: \"222222222222\"}}\nkeys:\n  - {{name: ka, account: a, region: us-east-1, key: alias/golden}}\n  - {{name: kb, account: b, region: eu-west-1, key: alias/golden}}\nimages:\n",
     );
     for (n, (account, region, key)) in [("a", "us-east-1", "ka"), ("b", "eu-west-1", "kb")]
         .iter()
         .enumerate()
     {
         text.push_str(&format!(
-            "  - account: {account}\n    region: {region}\n    key: {key}\n    ids: [ami-{n}0000000000000000, ami-{n}1000000000000000]\n    share_with:\n      - {{account: prod, copy: true}}\n      - {{account: \"333333333333\"}}\n      - {{organization: \"arn:aws:organizations::111111111111:organization/o-abcde12345\"}}\n"
+            "  - account: {account}\n    region: {region}\n    key: {key}\n    ids: [ami-{n}0000000000000000, ami-{n}1000000000000000]\n    share_with:\n      - {{account: prod, copy: true}}\n      - {{account: \"333333333333\"}}\n      - {{organization: \"arn:aws:organizations::111111111111:organization/o-abcde12345\"}}\n{extra}"
         ));
     }
     spec::load_str(Path::new("faults.yaml"), &text).expect("valid")
@@ -140,6 +145,97 @@ async fn failure_at_every_step_converges_next_run() {
         }
     }
     assert!(cases >= 10, "{cases} cases");
+}
+
+/// An account shared with before, and dropped from the spec since.
+const DROPPED: &str = "555555555555";
+
+#[tokio::test]
+async fn failure_at_every_removal_step_converges_next_run() {
+    let before = spec_with(
+        false,
+        &format!("      - {{account: \"{DROPPED}\", copy: true}}\n"),
+    );
+    let after = spec_with(true, "");
+    let shared = || async {
+        let cloud = world();
+        // The stray share is not in either spec; pruning removes it with the rest.
+        cloud.set_launch_permissions(&scopes()[0], "ami-00000000000000000", &[]);
+        assert!(
+            apply(&cloud, &plan_for(&cloud, &before).await)
+                .await
+                .succeeded()
+        );
+        cloud
+    };
+    let clean = shared().await;
+    let removal = plan_for(&clean, &after).await;
+    clean.clear_calls();
+    assert!(apply(&clean, &removal).await.succeeded());
+    let calls = clean.calls();
+
+    let mut cases = 0;
+    for operation in [
+        "GetKeyPolicy",
+        "PutKeyPolicy",
+        "ModifySnapshotAttribute",
+        "ModifyImageAttribute",
+    ] {
+        let count = calls.iter().filter(|c| **c == operation).count();
+        assert!(count > 0, "{operation} is not called");
+        for k in 0..count {
+            let case = format!("{operation} call {k}");
+            let cloud = shared().await;
+            let planned = plan_for(&cloud, &after).await;
+            cloud.fail_nth(operation, k, "InternalError");
+            let report = apply(&cloud, &planned).await;
+            assert_eq!(report.failed.len(), 1, "{case}: {report:#?}");
+            revoked_last(&cloud, &case);
+
+            let report = apply(&cloud, &plan_for(&cloud, &after).await).await;
+            assert!(report.succeeded(), "{case}: second run {report:#?}");
+            assert!(
+                plan_for(&cloud, &after).await.is_empty(),
+                "{case}: not converged"
+            );
+            revoked_last(&cloud, &case);
+            cases += 1;
+        }
+    }
+    assert!(cases >= 8, "{cases} cases");
+}
+
+/// Checks that the dropped account keeps its key grant while any image under the key
+/// still gives it launch or create-volume permission, and that foreign statements stay.
+fn revoked_last(cloud: &MemoryCloud, case: &str) {
+    let foreign: serde_json::Value = serde_json::from_str(FOREIGN).expect("FOREIGN is JSON");
+    for (n, scope) in scopes().iter().enumerate() {
+        let policy = Policy::parse(&cloud.policy(scope, KEY_ID).expect("key exists"))
+            .expect("policy parses");
+        assert!(
+            policy.statements().contains(&foreign),
+            "{case}: foreign statement changed"
+        );
+        let granted = policy
+            .managed_members("aws")
+            .get("amishare-accounts")
+            .is_some_and(|m| m.contains(&format!("arn:aws:iam::{DROPPED}:root")));
+        for i in 0..2 {
+            let image = format!("ami-{n}{i}000000000000000");
+            let launch = cloud
+                .launch_set(scope, &image)
+                .contains(&LaunchEntry::Account(DROPPED.into()));
+            let volume = (0..2).any(|s| {
+                cloud
+                    .volume_set(scope, &format!("snap-{n}{i}{s}0000000000000"))
+                    .contains(DROPPED)
+            });
+            assert!(
+                granted || !(launch || volume),
+                "{case}: {image} is still shared with {DROPPED} but its key grant is gone"
+            );
+        }
+    }
 }
 
 #[tokio::test]
@@ -262,4 +358,34 @@ async fn concurrent_applies_keep_both_grants() {
         "arn:aws:iam::333333333333:root".to_owned(),
     ]);
     assert_eq!(members["amishare-accounts"], expected);
+}
+
+#[tokio::test]
+async fn retries_stop_at_the_time_bound_and_skip_other_errors() {
+    use amishare::aws::Cloud;
+    use amishare::aws::retry::{RetryPolicy, Retrying};
+    use std::time::Duration;
+    let memory = world();
+    let scope = scopes()[0].clone();
+    for _ in 0..1000 {
+        memory.fail_next("GetKeyPolicy", "ThrottlingException");
+    }
+    let policy = RetryPolicy {
+        max_elapsed: Duration::from_millis(50),
+        first_wait: Duration::from_millis(1),
+        max_wait: Duration::from_millis(4),
+    };
+    let cloud = Retrying::new(memory, policy);
+    let err = cloud.get_key_policy(&scope, KEY_ID).await.unwrap_err();
+    assert!(err.is_code("ThrottlingException"), "{err}");
+    let retries = cloud.retries();
+    assert!((1..1000).contains(&retries), "{retries} retries");
+
+    // An error that retrying cannot fix comes back from the first attempt.
+    let memory = world();
+    memory.fail_next("GetKeyPolicy", "AccessDeniedException");
+    let cloud = Retrying::new(memory, policy);
+    let err = cloud.get_key_policy(&scope, KEY_ID).await.unwrap_err();
+    assert!(err.is_code("AccessDeniedException"), "{err}");
+    assert_eq!(cloud.retries(), 0);
 }

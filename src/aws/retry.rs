@@ -15,7 +15,7 @@ use super::{AwsError, AwsResult, Cloud};
 use crate::model::{CopyRequest, Image, KeyMetadata, LaunchEntry, Scope, Snapshot};
 
 /// Error codes worth retrying: throttling, and server-side failures that are transient.
-const RETRYABLE: [&str; 10] = [
+const RETRYABLE: [&str; 13] = [
     "RequestLimitExceeded",
     "Throttling",
     "ThrottlingException",
@@ -25,7 +25,10 @@ const RETRYABLE: [&str; 10] = [
     "InternalError",
     "InternalFailure",
     "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "Unavailable",
     "KMSInternalException",
+    "DependencyTimeoutException",
 ];
 
 /// How long and how often to retry.
