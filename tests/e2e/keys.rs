@@ -20,7 +20,11 @@ impl World {
         let (dir, path) = spec_dir(spec);
         rig().amishare(
             dir.path(),
-            &["apply", "--auto-approve", path.to_str().unwrap()],
+            &[
+                "apply",
+                "--auto-approve",
+                path.to_str().expect("UTF-8 path"),
+            ],
         )
     }
 }
@@ -63,7 +67,11 @@ async fn pruning_the_only_admin_statement_is_blocked() {
 
     let apply = rig().amishare(
         dir.path(),
-        &["apply", "--auto-approve", path.to_str().unwrap()],
+        &[
+            "apply",
+            "--auto-approve",
+            path.to_str().expect("UTF-8 path"),
+        ],
     );
     assert_eq!(apply.status.code(), Some(1), "{}", out(&apply));
     assert_eq!(world.policy().await, before);
@@ -79,7 +87,9 @@ async fn single_statement_policy_is_kept_and_extended() {
     );
     // KMS accepts `Statement` as one object; moto 5.2.5 failed DescribeKey on it.
     world
-        .put_policy(&format!(r#"{{"Version":"2012-10-17","Statement":{admin}}}"#))
+        .put_policy(&format!(
+            r#"{{"Version":"2012-10-17","Statement":{admin}}}"#
+        ))
         .await;
     let spec = world.spec(false, "      - {account: prod}");
     let apply = world.apply(&spec);
