@@ -226,3 +226,29 @@ fn spec_over_size_limit_is_rejected() {
         text(&output.stderr)
     );
 }
+
+#[test]
+fn long_string_aliased_often_is_rejected() {
+    // 200 aliases of a 100 kB string: a 100 kB file that would expand to 20 MB.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aliases.yaml");
+    let long = "a".repeat(100_000);
+    let aliases = vec!["*long"; 200].join(", ");
+    let spec = format!(
+        "version: 1\naccounts:\n  - {{name: factory, id: \"111111111111\"}}\nimages:\n  - account: factory\n    region: us-east-1\n    ids: [&long \"{long}\", {aliases}]\n"
+    );
+    std::fs::write(&path, spec).unwrap();
+    let output = amishare(&["validate", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("[alias-expansion-too-large]"), "{stderr}");
+    assert!(stderr.contains("aliases.yaml: images[0].ids["), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "limit of {} bytes",
+            amishare::spec::MAX_EXPANDED_BYTES
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\n  hint: "), "{stderr}");
+}

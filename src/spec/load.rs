@@ -61,6 +61,7 @@ pub fn parse_str(path: &Path, text: &str) -> Result<(RawSpec, Vec<Diagnostic>), 
             ),
         );
     }
+    super::expansion::check(path, text)?;
     let mut unknown = Vec::new();
     let deserializer = serde_yaml::Deserializer::from_str(text);
     let mut record_unknown = |field: serde_ignored::Path<'_>| unknown.push(field_path(&field));
