@@ -64,21 +64,15 @@ pub fn parse_str(path: &Path, text: &str) -> Result<(RawSpec, Vec<Diagnostic>), 
     super::expansion::check(path, text)?;
     let mut unknown = Vec::new();
     let deserializer = serde_yaml::Deserializer::from_str(text);
-    let mut record_unknown = |field: serde_ignored::Path<'_>| unknown.push(field_path(&field));
+    let mut record_unknown =
+        |field: serde_ignored::Path<'_>| unknown.push(super::unknown::diagnostic(path, &field));
     let ignoring = serde_ignored::Deserializer::new(deserializer, &mut record_unknown);
     let raw = serde_path_to_error::deserialize(ignoring).map_err(|err| {
         let path_text = err.path().to_string();
         let inner = err.into_inner();
         structural_error(path, &path_text, &inner)
     })?;
-    let diagnostics = unknown
-        .into_iter()
-        .map(|field| {
-            Diagnostic::new("unknown-field", path, field.clone(), "unknown field")
-                .hint("remove it or fix its spelling; `amishare schema` lists every field")
-        })
-        .collect();
-    Ok((raw, diagnostics))
+    Ok((raw, unknown))
 }
 
 fn structural_error(file: &Path, path: &str, err: &serde_yaml::Error) -> Diagnostic {
@@ -120,24 +114,4 @@ fn readable(message: &str) -> String {
         text.replace_range(start..end, "a mapping");
     }
     text
-}
-
-/// Formats a serde_ignored path the way users write field paths: `images[1].share_with`.
-fn field_path(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
-        Path::Map { parent, key } => {
-            let parent = field_path(parent);
-            if parent.is_empty() {
-                key.clone()
-            } else {
-                format!("{parent}.{key}")
-            }
-        }
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => field_path(parent),
-    }
 }

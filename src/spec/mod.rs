@@ -6,6 +6,7 @@ mod expansion;
 pub mod ids;
 mod load;
 pub mod raw;
+mod unknown;
 mod validate;
 
 use std::path::{Path, PathBuf};
