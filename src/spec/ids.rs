@@ -60,17 +60,69 @@ pub fn check_name(value: &str) -> Result<(), String> {
     }
 }
 
-/// Checks a 12-digit account id.
+/// Checks a 12-digit account id. The spec loader reads the scalar's text, so an unquoted
+/// number arrives as written: `1.1e11` stays `1.1e11` and is rejected here.
 pub fn check_account_id(value: &str) -> Result<(), String> {
     if ACCOUNT_ID.is_match(value) {
         return Ok(());
     }
-    let digits = value.chars().filter(char::is_ascii_digit).count();
-    if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
-        Err(format!("expected exactly 12 digits, found {digits}"))
-    } else {
-        Err("expected exactly 12 digits and nothing else".to_owned())
+    Err(account_id_problem(value))
+}
+
+// YAML number forms that are not 12 plain digits: a sign, another base, a fraction or an
+// exponent.
+static SIGNED: LazyLock<Regex> = LazyLock::new(|| regex(r"^[+-][0-9._eE]+$"));
+static OTHER_BASE: LazyLock<Regex> = LazyLock::new(|| regex(r"^0[xXoObB][0-9a-fA-F_]+$"));
+static FLOAT: LazyLock<Regex> = LazyLock::new(|| {
+    regex(r"^[0-9]*(?:[0-9]\.|\.[0-9])[0-9]*(?:[eE][+-]?[0-9]+)?$|^[0-9.]+[eE][+-]?[0-9]+$")
+});
+// Any ARN with an account id in its fifth field, such as `arn:aws:iam::111111111111:root`.
+static ARN_ACCOUNT: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"^arn:[a-z-]+:[a-z0-9-]+:[a-z0-9-]*:([0-9]{12}):"));
+
+fn account_id_problem(value: &str) -> String {
+    const EXPECTED: &str = "expected exactly 12 digits";
+    if value.is_empty() {
+        return format!("the id is empty; {EXPECTED}");
     }
+    if value.chars().all(|c| c.is_ascii_digit()) {
+        return format!("{EXPECTED}, found {}", value.len());
+    }
+    if let Some(caps) = ARN_ACCOUNT.captures(value) {
+        return format!(
+            "this is an ARN, not an account id; write the id it names, `{}`",
+            &caps[1]
+        );
+    }
+    if SIGNED.is_match(value) {
+        return format!("an account id has no sign; {EXPECTED}");
+    }
+    if OTHER_BASE.is_match(value) {
+        return format!(
+            "`{}` makes this a number in another base; {EXPECTED}",
+            &value[..2]
+        );
+    }
+    if FLOAT.is_match(value) {
+        return format!("this is a floating-point number; {EXPECTED}");
+    }
+    let separated = value
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '-' | '_' | ' '));
+    if separated {
+        let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+        if digits.len() == 12 {
+            return format!("{EXPECTED} without separators, such as `{digits}`");
+        }
+        return format!("{EXPECTED} without separators, found {}", digits.len());
+    }
+    if let Some(digit) = value
+        .chars()
+        .find(|c| c.is_numeric() && !c.is_ascii_digit())
+    {
+        return format!("`{digit}` is not one of the ASCII digits 0-9; {EXPECTED}");
+    }
+    format!("{EXPECTED} and nothing else")
 }
 
 /// Regions that exist, as listed by AWS at the end of 2026.
@@ -255,21 +307,33 @@ mod tests {
     #[test]
     fn account_ids() {
         assert!(check_account_id("012345678901").is_ok());
-        assert!(
-            check_account_id("12345678901")
-                .unwrap_err()
-                .contains("found 11")
-        );
-        assert!(
-            check_account_id("1234567890123")
-                .unwrap_err()
-                .contains("found 13")
-        );
-        assert!(check_account_id("-12345678901").is_err());
-        assert!(check_account_id("12345678901a").is_err());
-        assert!(check_account_id("1.2345678901e11").is_err());
-        assert!(check_account_id("１２３４５６７８９０１２").is_err());
-        assert!(check_account_id("١٢٣٤٥٦٧٨٩٠١٢").is_err());
+        let cases = [
+            ("", "empty"),
+            ("12345678901", "found 11"),
+            ("1234567890123", "found 13"),
+            ("-12345678901", "no sign"),
+            ("+123456789012", "no sign"),
+            ("0o1234567012", "`0o` makes this a number in another base"),
+            ("0x1A2B3C4D5E", "`0x` makes this a number in another base"),
+            ("1.2345678901e11", "floating-point"),
+            ("123456789012.0", "floating-point"),
+            ("1e12", "floating-point"),
+            ("111_111_111_111", "such as `111111111111`"),
+            ("1111-1111-1111", "such as `111111111111`"),
+            ("1111 1111 111", "without separators, found 11"),
+            ("arn:aws:iam::111111111111:root", "`111111111111`"),
+            (
+                "１２３４５６７８９０１２",
+                "`１` is not one of the ASCII digits",
+            ),
+            ("١٢٣٤٥٦٧٨٩٠١٢", "not one of the ASCII digits"),
+            ("12345678901a", "nothing else"),
+            (".inf", "nothing else"),
+        ];
+        for (value, reason) in cases {
+            let problem = check_account_id(value).unwrap_err();
+            assert!(problem.contains(reason), "{value}: {problem}");
+        }
     }
 
     #[test]

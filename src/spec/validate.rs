@@ -145,8 +145,8 @@ impl Validator {
                 file,
                 &format!("{path}.id"),
                 format!("invalid account id `{}`: {reason}", raw.id),
-                "write the 12-digit id as shown in the AWS console, with its leading zeros, \
-                 such as \"012345678901\"",
+                "write the id's 12 digits, leading zeros included, in quotes such as \
+                 \"012345678901\"",
             );
         }
         if !self.name(file, &format!("{path}.name"), &raw.name) {
