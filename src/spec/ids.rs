@@ -38,13 +38,15 @@ static OU_ARN: LazyLock<Regex> = LazyLock::new(|| {
         r"^arn:{PARTITION}:organizations::[0-9]{{12}}:ou/(o-[a-z0-9]{{10,32}})/(ou-[a-z0-9]{{4,32}}-[a-z0-9]{{8,32}})$"
     ))
 });
-static KEY_ID: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$")
-});
-static ALIAS_NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"^alias/[a-zA-Z0-9/_-]{1,250}$"));
+// KMS key ids are UUIDs, or `mrk-` and 32 hex digits for multi-Region keys.
+const KEY_ID_PATTERN: &str =
+    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})";
+const ALIAS_PATTERN: &str = r"alias/[a-zA-Z0-9/_-]{1,250}";
+static KEY_ID: LazyLock<Regex> = LazyLock::new(|| regex(&format!("^{KEY_ID_PATTERN}$")));
+static ALIAS_NAME: LazyLock<Regex> = LazyLock::new(|| regex(&format!("^{ALIAS_PATTERN}$")));
 static KMS_ARN: LazyLock<Regex> = LazyLock::new(|| {
     regex(&format!(
-        r"^arn:{PARTITION}:kms:([a-z0-9-]+):([0-9]{{12}}):(key/.+|alias/.+)$"
+        r"^arn:{PARTITION}:kms:([a-z0-9-]+):([0-9]{{12}}):(key/{KEY_ID_PATTERN}|{ALIAS_PATTERN})$"
     ))
 });
 
@@ -212,7 +214,58 @@ pub fn check_image_id(value: &str) -> Result<(), String> {
 pub fn parse_role_arn(value: &str) -> Result<String, String> {
     match ROLE_ARN.captures(value) {
         Some(caps) => Ok(caps[1].to_owned()),
-        None => Err("expected `arn:aws:iam::ACCOUNT_ID:role/NAME`".to_owned()),
+        None => Err(role_arn_problem(value)),
+    }
+}
+
+// The parts of an ARN that looks like one of the kinds the spec takes, to say which part is
+// wrong when the strict patterns above do not match.
+static IAM_ARN_PARTS: LazyLock<Regex> = LazyLock::new(|| regex(r"^arn:[^:]*:iam::([^:]*):(.*)$"));
+static STS_SESSION_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    regex(&format!(
+        r"^arn:({PARTITION}):sts::([0-9]{{12}}):assumed-role/([^/]+)/[^/]+$"
+    ))
+});
+static KMS_ARN_PARTS: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"^arn:[^:]*:kms:([^:]*):([^:]*):(.*)$"));
+static ORGANIZATION_ARN_PARTS: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"^arn:[^:]*:organizations::([^:]*):organization/(.*)$"));
+static OU_ARN_PARTS: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"^arn:[^:]*:organizations::([^:]*):ou/([^/]*)/(.*)$"));
+static ORGANIZATION_ID: LazyLock<Regex> = LazyLock::new(|| regex(r"^o-[a-z0-9]{10,32}$"));
+static OU_ID: LazyLock<Regex> = LazyLock::new(|| regex(r"^ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$"));
+
+const ORGANIZATION_ID_FORMAT: &str =
+    "an organization id is `o-` and 10 to 32 lowercase letters or digits";
+const OU_ID_FORMAT: &str =
+    "an OU id is `ou-`, 4 to 32 lowercase letters or digits, `-`, and 8 to 32 more";
+
+fn role_arn_problem(value: &str) -> String {
+    let expected = "expected `arn:aws:iam::ACCOUNT_ID:role/NAME`";
+    if let Some(caps) = STS_SESSION_ARN.captures(value) {
+        return format!(
+            "this is an assumed-role session; the role itself is `arn:{}:iam::{}:role/{}`",
+            &caps[1], &caps[2], &caps[3]
+        );
+    }
+    if !value.starts_with("arn:") {
+        return format!("a role name alone is not an ARN; {expected}");
+    }
+    let Some(caps) = IAM_ARN_PARTS.captures(value) else {
+        return expected.to_owned();
+    };
+    let (account, resource) = (&caps[1], &caps[2]);
+    if !ACCOUNT_ID.is_match(account) {
+        return format!("`{account}` is not a 12-digit account id; {expected}");
+    }
+    match resource.split_once('/') {
+        Some(("role", _)) => format!(
+            "a role name has up to 64 letters, digits and `+=,.@_-`, after an optional path; \
+             {expected}"
+        ),
+        Some((kind, _)) => format!("this is an IAM {kind}, not a role; {expected}"),
+        None if resource == "root" => format!("this is the account itself, not a role; {expected}"),
+        None => expected.to_owned(),
     }
 }
 
@@ -222,15 +275,33 @@ pub fn parse_organization_arn(value: &str) -> Result<String, String> {
         return Ok(caps[1].to_owned());
     }
     let expected = "expected `arn:aws:organizations::MANAGEMENT_ACCOUNT_ID:organization/o-ID`";
-    Err(if OU_ARN.is_match(value) {
-        format!("this is an OU ARN; put it under `ou`, or {expected}")
-    } else if value.starts_with("o-") {
-        format!("a bare organization id is not accepted by EC2; {expected}")
-    } else if value.contains(":iam::") || value.contains(":account/") {
-        format!("an account ARN is not an organization; {expected}")
-    } else {
-        expected.to_owned()
-    })
+    if OU_ARN.is_match(value) {
+        return Err(format!(
+            "this is an OU ARN; put it under `ou`, or {expected}"
+        ));
+    }
+    if value.starts_with("o-") {
+        return Err(format!(
+            "a bare organization id is not accepted by EC2; {expected}"
+        ));
+    }
+    if value.contains(":iam::") || value.contains(":account/") {
+        return Err(format!("an account ARN is not an organization; {expected}"));
+    }
+    if let Some(caps) = ORGANIZATION_ARN_PARTS.captures(value) {
+        let (account, id) = (&caps[1], &caps[2]);
+        if !ACCOUNT_ID.is_match(account) {
+            return Err(format!(
+                "`{account}` is not a 12-digit management account id; {expected}"
+            ));
+        }
+        if !ORGANIZATION_ID.is_match(id) {
+            return Err(format!(
+                "`{id}` is not an organization id: {ORGANIZATION_ID_FORMAT}"
+            ));
+        }
+    }
+    Err(expected.to_owned())
 }
 
 /// An organizational unit named by its ARN.
@@ -250,13 +321,31 @@ pub fn parse_ou_arn(value: &str) -> Result<OuParts, String> {
     }
     let expected =
         "expected `arn:aws:organizations::MANAGEMENT_ACCOUNT_ID:ou/o-ORG_ID/ou-ROOT-OU_ID`";
-    Err(if ORGANIZATION_ARN.is_match(value) {
-        format!("this is an organization ARN; put it under `organization`, or {expected}")
-    } else if value.starts_with("ou-") {
-        format!("a bare OU id is not accepted by EC2; {expected}")
-    } else {
-        expected.to_owned()
-    })
+    if ORGANIZATION_ARN.is_match(value) {
+        return Err(format!(
+            "this is an organization ARN; put it under `organization`, or {expected}"
+        ));
+    }
+    if value.starts_with("ou-") {
+        return Err(format!("a bare OU id is not accepted by EC2; {expected}"));
+    }
+    if let Some(caps) = OU_ARN_PARTS.captures(value) {
+        let (account, organization, ou) = (&caps[1], &caps[2], &caps[3]);
+        if !ACCOUNT_ID.is_match(account) {
+            return Err(format!(
+                "`{account}` is not a 12-digit management account id; {expected}"
+            ));
+        }
+        if !ORGANIZATION_ID.is_match(organization) {
+            return Err(format!(
+                "`{organization}` is not an organization id: {ORGANIZATION_ID_FORMAT}"
+            ));
+        }
+        if !OU_ID.is_match(ou) {
+            return Err(format!("`{ou}` is not an OU id: {OU_ID_FORMAT}"));
+        }
+    }
+    Err(expected.to_owned())
 }
 
 /// How a spec names a KMS key.
@@ -284,9 +373,41 @@ pub fn parse_key_reference(value: &str) -> Result<KeyForm, String> {
             account: caps[2].to_owned(),
         });
     }
-    Err("expected `alias/NAME`, a key id, or a key or alias ARN \
-         (`arn:aws:kms:REGION:ACCOUNT_ID:key/KEY_ID`)"
-        .to_owned())
+    Err(key_reference_problem(value))
+}
+
+fn key_reference_problem(value: &str) -> String {
+    let expected = "expected `alias/NAME`, a key id, or a key or alias ARN \
+                    (`arn:aws:kms:REGION:ACCOUNT_ID:key/KEY_ID`)";
+    let key_id = "a key id is a UUID such as `1234abcd-12ab-34cd-56ef-1234567890ab`, or `mrk-` \
+                  and 32 hex digits";
+    let alias = "an alias name has up to 250 letters, digits, `/`, `_` and `-`";
+    if let Some(caps) = KMS_ARN_PARTS.captures(value) {
+        let (region, account, resource) = (&caps[1], &caps[2], &caps[3]);
+        let arn_format = "expected `arn:aws:kms:REGION:ACCOUNT_ID:key/KEY_ID`";
+        if region.is_empty() {
+            return format!("the ARN has no region; {arn_format}");
+        }
+        if !ACCOUNT_ID.is_match(account) {
+            return format!("`{account}` is not a 12-digit account id; {arn_format}");
+        }
+        match resource.strip_prefix("key/") {
+            Some("") => return format!("the ARN has no key id after `key/`; {key_id}"),
+            Some(id) => return format!("`{id}` is not a key id: {key_id}"),
+            None => {}
+        }
+        if resource.starts_with("alias/") {
+            return format!("`{resource}` is not a valid alias: {alias}");
+        }
+        return format!("`{resource}` is neither `key/KEY_ID` nor `alias/NAME`");
+    }
+    if value.starts_with("alias/") {
+        return format!("`{value}` is not a valid alias: {alias}");
+    }
+    if NAME.is_match(value) {
+        return format!("a bare name is not a key; an alias is written `alias/{value}`");
+    }
+    expected.to_owned()
 }
 
 /// True for the unique ids IAM shows in place of a deleted principal: roles `AROA`, users
@@ -388,8 +509,27 @@ mod tests {
             parse_role_arn("arn:aws:iam::012345678901:role/path/amishare").unwrap(),
             "012345678901"
         );
-        assert!(parse_role_arn("arn:aws:iam::012345678901:user/bob").is_err());
-        assert!(parse_role_arn("arn:aws:iam::12345:role/x").is_err());
+        let cases = [
+            ("amishare", "a role name alone"),
+            ("arn:aws:iam::012345678901:user/bob", "this is an IAM user"),
+            ("arn:aws:iam::012345678901:root", "the account itself"),
+            (
+                "arn:aws:iam::12345:role/x",
+                "`12345` is not a 12-digit account id",
+            ),
+            (
+                "arn:aws:iam::012345678901:role/ami share",
+                "a role name has up to 64",
+            ),
+            (
+                "arn:aws:sts::012345678901:assumed-role/amishare/ci",
+                "the role itself is `arn:aws:iam::012345678901:role/amishare`",
+            ),
+        ];
+        for (value, reason) in cases {
+            let problem = parse_role_arn(value).unwrap_err();
+            assert!(problem.contains(reason), "{value}: {problem}");
+        }
     }
 
     #[test]
@@ -409,7 +549,24 @@ mod tests {
                 .unwrap_err()
                 .contains("account ARN")
         );
-        assert!(parse_organization_arn("arn:aws:organizations::1:organization/o-x").is_err());
+        let cases = [
+            (
+                "arn:aws:organizations::1:organization/o-abcde12345",
+                "`1` is not a 12-digit management account id",
+            ),
+            (
+                "arn:aws:organizations::111111111111:organization/o-abc",
+                "`o-abc` is not an organization id",
+            ),
+            (
+                "arn:aws:organizations::111111111111:organization/O-ABCDE12345",
+                "`O-ABCDE12345` is not an organization id",
+            ),
+        ];
+        for (value, reason) in cases {
+            let problem = parse_organization_arn(value).unwrap_err();
+            assert!(problem.contains(reason), "{value}: {problem}");
+        }
     }
 
     #[test]
@@ -425,6 +582,24 @@ mod tests {
                 .unwrap_err()
                 .contains("bare")
         );
+        let cases = [
+            (
+                "arn:aws:organizations::111111111111:ou/o-abcde12345/ou-ab12",
+                "`ou-ab12` is not an OU id",
+            ),
+            (
+                "arn:aws:organizations::111111111111:ou/o-abc/ou-ab12-abcdefgh",
+                "`o-abc` is not an organization id",
+            ),
+            (
+                "arn:aws:organizations::11111111111:ou/o-abcde12345/ou-ab12-abcdefgh",
+                "`11111111111` is not a 12-digit management account id",
+            ),
+        ];
+        for (value, reason) in cases {
+            let problem = parse_ou_arn(value).unwrap_err();
+            assert!(problem.contains(reason), "{value}: {problem}");
+        }
     }
 
     #[test]
@@ -440,7 +615,41 @@ mod tests {
                 account: "111111111111".into()
             }
         );
-        assert!(parse_key_reference("golden").is_err());
+        let alias_arn = "arn:aws:kms:eu-west-1:111111111111:alias/golden";
+        assert!(matches!(
+            parse_key_reference(alias_arn),
+            Ok(KeyForm::Arn { .. })
+        ));
+        let cases = [
+            ("golden", "an alias is written `alias/golden`"),
+            ("alias/gold en", "`alias/gold en` is not a valid alias"),
+            (
+                "arn:aws:kms::111111111111:key/{id}",
+                "the ARN has no region",
+            ),
+            (
+                "arn:aws:kms:eu-west-1:1111:key/{id}",
+                "`1111` is not a 12-digit",
+            ),
+            (
+                "arn:aws:kms:eu-west-1:111111111111:key/1234abcd",
+                "`1234abcd` is not a key id",
+            ),
+            (
+                "arn:aws:kms:eu-west-1:111111111111:key/",
+                "no key id after `key/`",
+            ),
+            (
+                "arn:aws:kms:eu-west-1:111111111111:keys/{id}",
+                "neither `key/KEY_ID`",
+            ),
+            ("~", "expected `alias/NAME`"),
+        ];
+        for (value, reason) in cases {
+            let value = value.replace("{id}", id);
+            let problem = parse_key_reference(&value).unwrap_err();
+            assert!(problem.contains(reason), "{value}: {problem}");
+        }
     }
 
     #[test]

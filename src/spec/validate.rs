@@ -635,6 +635,16 @@ impl Validator {
                 }
                 true
             }
+            Err(reason) if value.starts_with("arn:") => {
+                self.hinted(
+                    "invalid-key-arn",
+                    file,
+                    path,
+                    format!("invalid key ARN `{value}`: {reason}"),
+                    &format!("copy the key's ARN from KMS, such as `{expected}`"),
+                );
+                false
+            }
             _ => {
                 self.hinted("key-arn-required", file, path, format!("`{value}` is not a key ARN"), &format!("a key of another account is named by its key ARN, such as `{expected}`; aliases and key ids only work within their own account"));
                 false
