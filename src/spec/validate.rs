@@ -266,14 +266,29 @@ impl Validator {
 
     /// Checks that the role assumed in `account` is in the partition of `region`.
     fn role_partition(&mut self, file: &Path, path: &str, account: &str, region: &str) {
-        let role = self
-            .accounts
-            .iter()
-            .find(|(a, _)| a.id == account)
-            .and_then(|(a, _)| a.role.as_ref().map(|r| r.arn.clone()));
-        if let Some(arn) = role {
-            self.partition(file, path, &arn, region);
+        let Some((declared, origin)) = self.accounts.iter().find(|(a, _)| a.id == account) else {
+            return;
+        };
+        let Some(role) = &declared.role else {
+            return;
+        };
+        let expected = ids::partition_of_region(region);
+        let found = role.arn.split(':').nth(1).unwrap_or_default();
+        if found == expected {
+            return;
         }
+        let message = format!(
+            "region `{region}` is in partition `{expected}`, but account `{}` is reached \
+             through role `{}` in `{found}` ({}.role_arn)",
+            declared.name,
+            role.arn,
+            origin.describe()
+        );
+        let hint = format!(
+            "use a region of `{found}`, or give the account a role ARN that starts \
+             `arn:{expected}:`; each partition has its own accounts"
+        );
+        self.hinted("partition-mismatch", file, path, message, &hint);
     }
 
     /// Resolves a reference to a declared account (by name or id) to its id.
