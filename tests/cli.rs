@@ -252,3 +252,30 @@ fn long_string_aliased_often_is_rejected() {
     );
     assert!(stderr.contains("\n  hint: "), "{stderr}");
 }
+
+#[test]
+fn same_account_in_two_files_names_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("a.yaml");
+    let second = dir.path().join("b.yaml");
+    std::fs::write(
+        &first,
+        "version: 1\naccounts:\n  - {name: factory, id: \"111111111111\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &second,
+        "version: 1\naccounts:\n  - {name: build, id: \"111111111111\"}\n",
+    )
+    .unwrap();
+    let output = amishare(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("[duplicate-account]"))
+        .unwrap_or_default();
+    assert!(line.contains("b.yaml: accounts[0].id"), "{stderr}");
+    assert!(line.contains("as `factory`"), "{stderr}");
+    assert!(line.contains("a.yaml: accounts[0]"), "{stderr}");
+}
