@@ -410,6 +410,52 @@ fn key_reference_problem(value: &str) -> String {
     expected.to_owned()
 }
 
+/// True when `value`, an alias, key id or ARN, names the key declared with `reference` in
+/// `account` and `region`. An alias and an alias ARN match, and so do a key id and a key
+/// ARN, when the ARN names that account and region. An alias never matches a key id,
+/// because which key an alias points at is known only to KMS.
+pub fn same_key(reference: &str, account: &str, region: &str, value: &str) -> bool {
+    let (Some(declared), Some(given)) = (key_target(reference), key_target(value)) else {
+        return false;
+    };
+    let in_place = |target: &KeyTarget| {
+        target.account.as_deref().is_none_or(|a| a == account)
+            && target.region.as_deref().is_none_or(|r| r == region)
+    };
+    declared.resource == given.resource && in_place(&declared) && in_place(&given)
+}
+
+/// What a key reference points at: `alias/NAME` or `key/KEY_ID`, with the account and
+/// region when the reference is an ARN.
+struct KeyTarget {
+    resource: String,
+    account: Option<String>,
+    region: Option<String>,
+}
+
+fn key_target(value: &str) -> Option<KeyTarget> {
+    if ALIAS_NAME.is_match(value) {
+        return Some(KeyTarget {
+            resource: value.to_owned(),
+            account: None,
+            region: None,
+        });
+    }
+    if KEY_ID.is_match(value) {
+        return Some(KeyTarget {
+            resource: format!("key/{value}"),
+            account: None,
+            region: None,
+        });
+    }
+    let caps = KMS_ARN.captures(value)?;
+    Some(KeyTarget {
+        resource: caps[3].to_owned(),
+        account: Some(caps[2].to_owned()),
+        region: Some(caps[1].to_owned()),
+    })
+}
+
 /// True for the unique ids IAM shows in place of a deleted principal: roles `AROA`, users
 /// `AIDA`, groups `AGPA`; the other prefixes are IAM's for other kinds of principal.
 pub fn is_unique_principal_id(value: &str) -> bool {
@@ -650,6 +696,31 @@ mod tests {
             let problem = parse_key_reference(&value).unwrap_err();
             assert!(problem.contains(reason), "{value}: {problem}");
         }
+    }
+
+    #[test]
+    fn same_key_across_forms() {
+        let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+        let arn = format!("arn:aws:kms:eu-west-1:111111111111:key/{id}");
+        let alias_arn = "arn:aws:kms:eu-west-1:111111111111:alias/golden";
+        let matches_declared =
+            |reference: &str, value: &str| same_key(reference, "111111111111", "eu-west-1", value);
+        assert!(matches_declared("alias/golden", "alias/golden"));
+        assert!(matches_declared("alias/golden", alias_arn));
+        assert!(matches_declared(alias_arn, "alias/golden"));
+        assert!(matches_declared(&arn, id));
+        assert!(matches_declared(id, &arn));
+        assert!(!matches_declared("alias/golden", id));
+        assert!(!matches_declared("alias/golden", "alias/other"));
+        assert!(!matches_declared(
+            id,
+            &arn.replace("111111111111", "222222222222")
+        ));
+        assert!(!matches_declared(
+            id,
+            &arn.replace("eu-west-1", "us-east-1")
+        ));
+        assert!(!matches_declared("alias/golden", "golden"));
     }
 
     #[test]

@@ -670,6 +670,9 @@ impl Validator {
     fn image_key(&mut self, file: &Path, path: &str, key_name: &str, region: &str) {
         let key_path = format!("{path}.key");
         match self.keys.iter().find(|(k, _)| k.name == key_name) {
+            None if ids::parse_key_reference(key_name).is_ok() => {
+                self.key_reference_for_name(file, &key_path, key_name);
+            }
             None => {
                 let names: Vec<_> = self
                     .keys
@@ -704,6 +707,30 @@ impl Validator {
             }
             Some(_) => {}
         }
+    }
+
+    /// Reports a KMS key reference (alias, key id or ARN) written where the spec takes the
+    /// logical name of a declared key, suggesting the declared key it matches.
+    fn key_reference_for_name(&mut self, file: &Path, path: &str, value: &str) {
+        let message = format!(
+            "`{value}` is a KMS key reference, but this field takes the name of a key declared \
+             under `keys`"
+        );
+        let declared = self
+            .keys
+            .iter()
+            .find(|(k, _)| ids::same_key(&k.reference, &k.account, &k.region, value))
+            .map(|(k, origin)| (k.name.clone(), origin.describe()));
+        let hint = match declared {
+            Some((name, origin)) => {
+                format!("write `key: {name}`, the name this key is declared under at {origin}")
+            }
+            None => format!(
+                "declare the key under `keys` with a `name`, its `account`, its `region` and \
+                 `key: {value}`, then write that name here"
+            ),
+        };
+        self.hinted("key-name-required", file, path, message, &hint);
     }
 
     fn targets(
