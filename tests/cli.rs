@@ -64,6 +64,16 @@ fn invalid_specs_report_file_path_value_and_fix() {
             "{name}: a problem has no hint:\n{stderr}"
         );
         insta::assert_snapshot!(name.trim_end_matches(".yaml"), stderr);
+        // plan and apply stop at the same problems, before any AWS call.
+        for command in [
+            &["plan", &path][..],
+            &["apply", "--auto-approve", &path][..],
+        ] {
+            let output = amishare(command);
+            assert_eq!(output.status.code(), Some(1), "{command:?}");
+            assert!(output.stdout.is_empty(), "{command:?}");
+            assert_eq!(text(&output.stderr), stderr, "{command:?}");
+        }
     }
 }
 
@@ -218,13 +228,19 @@ fn spec_over_size_limit_is_rejected() {
     let path = dir.path().join("big.yaml");
     let padding = "# padding\n".repeat(110_000);
     std::fs::write(&path, format!("version: 1\n{padding}")).unwrap();
-    let output = amishare(&["validate", path.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        text(&output.stderr).contains("[spec-too-large]"),
-        "{}",
-        text(&output.stderr)
-    );
+    for command in ["validate", "plan"] {
+        let output = amishare(&[command, path.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1), "{command}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("[spec-too-large]"), "{command}: {stderr}");
+        assert!(stderr.contains("big.yaml: spec file is larger"), "{stderr}");
+        assert!(stderr.contains("limit of 1048576 bytes"), "{stderr}");
+        assert!(stderr.contains("\n  hint: split the spec"), "{stderr}");
+        assert!(
+            stderr.contains("nothing was read or changed in AWS"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]
