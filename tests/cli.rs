@@ -64,6 +64,16 @@ fn invalid_specs_report_file_path_value_and_fix() {
             "{name}: a problem has no hint:\n{stderr}"
         );
         insta::assert_snapshot!(name.trim_end_matches(".yaml"), stderr);
+        // plan and apply stop at the same problems, before any AWS call.
+        for command in [
+            &["plan", &path][..],
+            &["apply", "--auto-approve", &path][..],
+        ] {
+            let output = amishare(command);
+            assert_eq!(output.status.code(), Some(1), "{command:?}");
+            assert!(output.stdout.is_empty(), "{command:?}");
+            assert_eq!(text(&output.stderr), stderr, "{command:?}");
+        }
     }
 }
 
@@ -218,11 +228,70 @@ fn spec_over_size_limit_is_rejected() {
     let path = dir.path().join("big.yaml");
     let padding = "# padding\n".repeat(110_000);
     std::fs::write(&path, format!("version: 1\n{padding}")).unwrap();
+    for command in ["validate", "plan"] {
+        let output = amishare(&[command, path.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1), "{command}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("[spec-too-large]"), "{command}: {stderr}");
+        assert!(stderr.contains("big.yaml: spec file is larger"), "{stderr}");
+        assert!(stderr.contains("limit of 1048576 bytes"), "{stderr}");
+        assert!(stderr.contains("\n  hint: split the spec"), "{stderr}");
+        assert!(
+            stderr.contains("nothing was read or changed in AWS"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn long_string_aliased_often_is_rejected() {
+    // 200 aliases of a 100 kB string: a 100 kB file that would expand to 20 MB.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aliases.yaml");
+    let long = "a".repeat(100_000);
+    let aliases = vec!["*long"; 200].join(", ");
+    let spec = format!(
+        "version: 1\naccounts:\n  - {{name: factory, id: \"111111111111\"}}\nimages:\n  - account: factory\n    region: us-east-1\n    ids: [&long \"{long}\", {aliases}]\n"
+    );
+    std::fs::write(&path, spec).unwrap();
     let output = amishare(&["validate", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("[alias-expansion-too-large]"), "{stderr}");
+    assert!(stderr.contains("aliases.yaml: images[0].ids["), "{stderr}");
     assert!(
-        text(&output.stderr).contains("[spec-too-large]"),
-        "{}",
-        text(&output.stderr)
+        stderr.contains(&format!(
+            "limit of {} bytes",
+            amishare::spec::MAX_EXPANDED_BYTES
+        )),
+        "{stderr}"
     );
+    assert!(stderr.contains("\n  hint: "), "{stderr}");
+}
+
+#[test]
+fn same_account_in_two_files_names_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("a.yaml");
+    let second = dir.path().join("b.yaml");
+    std::fs::write(
+        &first,
+        "version: 1\naccounts:\n  - {name: factory, id: \"111111111111\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &second,
+        "version: 1\naccounts:\n  - {name: build, id: \"111111111111\"}\n",
+    )
+    .unwrap();
+    let output = amishare(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("[duplicate-account]"))
+        .unwrap_or_default();
+    assert!(line.contains("b.yaml: accounts[0].id"), "{stderr}");
+    assert!(line.contains("as `factory`"), "{stderr}");
+    assert!(line.contains("a.yaml: accounts[0]"), "{stderr}");
 }

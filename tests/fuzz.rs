@@ -114,4 +114,5 @@ fn alias_expansion_is_bounded() {
         panic!("an alias bomb was accepted");
     };
     assert_eq!(problems.0.len(), 1, "{problems:?}");
+    assert_eq!(problems.0[0].code, "alias-expansion-too-large");
 }

@@ -1067,3 +1067,44 @@ async fn the_callers_own_grant_is_kept_too() {
         blocked[0].message
     );
 }
+
+#[tokio::test]
+async fn image_selected_by_two_entries_is_blocked() {
+    let cloud = selector_world();
+    let text = format!(
+        "{}  - account: factory\n    region: {REGION}\n    select: {{name: \"golden-2026-0?\", tags: {{team: platform}}}}\n    key: golden\n    share_with:\n      - {{account: \"{STAGING}\"}}\n",
+        spec_text(false, "      - {account: prod}")
+            .replace(&format!("ids: [{IMAGE}]"), "ids: [ami-000000000000000a2]")
+    );
+    let spec = load(&text);
+    let planned = plan_for(&cloud, &spec).await;
+
+    let blocked: Vec<_> = planned
+        .findings
+        .iter()
+        .filter(|f| f.code == "image-selected-twice")
+        .collect();
+    assert_eq!(blocked.len(), 1, "{:#?}", planned.findings);
+    assert_eq!(blocked[0].severity, Severity::Blocked);
+    assert_eq!(blocked[0].resource, "ami-000000000000000a2");
+    assert!(
+        blocked[0]
+            .message
+            .contains("test.yaml: images[0] and test.yaml: images[1]"),
+        "{}",
+        blocked[0].message
+    );
+
+    let launched: BTreeSet<String> = planned
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::LaunchPermissions(change) => Some(change.image_id.clone()),
+            _ => None,
+        })
+        .collect();
+    let expected: BTreeSet<String> = ["ami-000000000000000a1", "ami-000000000000000a3"]
+        .map(String::from)
+        .into();
+    assert_eq!(launched, expected, "only images selected once change");
+}

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Blocker, Change, KeyStatus, LaunchChange, Planner, Severity, VolumeChange};
 use crate::copies::{self, CopyKey, CopyPurpose, DeclaredCopy};
 use crate::model::{KeyManager, LaunchEntry, Scope};
-use crate::observe::ObservedImage;
+use crate::observe::{Observed, ObservedImage};
 use crate::policy;
-use crate::spec::{Grantee, ImageGroup, Target};
+use crate::spec::{Grantee, ImageGroup, Spec, Target};
 
 /// Blockers a re-encrypted copy removes: the snapshots are not under the declared key.
 const REENCRYPTED: [&str; 3] = ["aws-managed-key", "wrong-key", "snapshot-not-encrypted"];
@@ -29,11 +29,30 @@ struct VolumePlan {
     desired: BTreeSet<String>,
 }
 
+/// Lists, for each image, the origins of the entries that select it, by id or selector.
+fn selections<'a>(
+    spec: &'a Spec,
+    observed: &'a Observed,
+) -> BTreeMap<(Scope, String), Vec<&'a str>> {
+    let mut selections: BTreeMap<(Scope, String), Vec<&str>> = BTreeMap::new();
+    for (index, group) in spec.images.iter().enumerate() {
+        let scope = Scope::new(&group.account, &group.region);
+        for image_id in observed.image_ids(index, group) {
+            selections
+                .entry((scope.clone(), image_id.clone()))
+                .or_default()
+                .push(&group.origin);
+        }
+    }
+    selections
+}
+
 impl Planner<'_> {
     /// Plans every declared image and its copies, and collects the key grants their
     /// targets need.
     pub(super) fn images(&mut self) {
         let (spec, observed) = (self.spec, self.observed);
+        let selections = selections(spec, observed);
         let mut volumes = Volumes::new();
         for (index, group) in spec.images.iter().enumerate() {
             let scope = Scope::new(&group.account, &group.region);
@@ -53,18 +72,39 @@ impl Planner<'_> {
             }
             for image_id in observed.image_ids(index, group) {
                 let found = (scope.clone(), image_id.clone());
-                match observed.images.get(&found) {
-                    Some(image) => self.image(group, &scope, image, &declared, &mut volumes),
-                    None if observed.missing.contains(&found) => {
+                let Some(image) = observed.images.get(&found) else {
+                    if observed.missing.contains(&found) {
                         self.not_found(&scope, image_id);
                     }
-                    None => {}
+                    continue;
+                };
+                let entries = selections.get(&found);
+                if let Some(entries) = entries.filter(|e| e.len() > 1) {
+                    // Reported once, by the first entry; no entry changes the image.
+                    if entries[0] == group.origin {
+                        self.selected_twice(&scope, image_id, entries);
+                    }
+                    continue;
                 }
+                self.image(group, &scope, image, &declared, &mut volumes);
             }
         }
         for ((scope, snapshot_id), volume) in volumes {
             self.volumes(&scope, &snapshot_id, volume);
         }
+    }
+
+    /// Blocks an image that more than one entry selects, since their shares would conflict.
+    /// The spec check catches an id listed twice, so here at least one entry is a selector.
+    fn selected_twice(&mut self, scope: &Scope, image_id: &str, entries: &[&str]) {
+        let message = format!("image is selected by {}", entries.join(" and "));
+        let hint = "select each image in one entry and list all its targets there: narrow the \
+                    `select` name pattern or tags, or remove the id from `ids`";
+        self.blocked(
+            scope,
+            image_id,
+            Blocker::new("image-selected-twice", message, hint),
+        );
     }
 
     /// Reports what a group's selector matched, and a selector that matched nothing.

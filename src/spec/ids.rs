@@ -38,13 +38,15 @@ static OU_ARN: LazyLock<Regex> = LazyLock::new(|| {
         r"^arn:{PARTITION}:organizations::[0-9]{{12}}:ou/(o-[a-z0-9]{{10,32}})/(ou-[a-z0-9]{{4,32}}-[a-z0-9]{{8,32}})$"
     ))
 });
-static KEY_ID: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$")
-});
-static ALIAS_NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"^alias/[a-zA-Z0-9/_-]{1,250}$"));
+// KMS key ids are UUIDs, or `mrk-` and 32 hex digits for multi-Region keys.
+const KEY_ID_PATTERN: &str =
+    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})";
+const ALIAS_PATTERN: &str = r"alias/[a-zA-Z0-9/_-]{1,250}";
+static KEY_ID: LazyLock<Regex> = LazyLock::new(|| regex(&format!("^{KEY_ID_PATTERN}$")));
+static ALIAS_NAME: LazyLock<Regex> = LazyLock::new(|| regex(&format!("^{ALIAS_PATTERN}$")));
 static KMS_ARN: LazyLock<Regex> = LazyLock::new(|| {
     regex(&format!(
-        r"^arn:{PARTITION}:kms:([a-z0-9-]+):([0-9]{{12}}):(key/.+|alias/.+)$"
+        r"^arn:{PARTITION}:kms:([a-z0-9-]+):([0-9]{{12}}):(key/{KEY_ID_PATTERN}|{ALIAS_PATTERN})$"
     ))
 });
 
@@ -60,17 +62,69 @@ pub fn check_name(value: &str) -> Result<(), String> {
     }
 }
 
-/// Checks a 12-digit account id.
+/// Checks a 12-digit account id. The spec loader reads the scalar's text, so an unquoted
+/// number arrives as written: `1.1e11` stays `1.1e11` and is rejected here.
 pub fn check_account_id(value: &str) -> Result<(), String> {
     if ACCOUNT_ID.is_match(value) {
         return Ok(());
     }
-    let digits = value.chars().filter(char::is_ascii_digit).count();
-    if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
-        Err(format!("expected exactly 12 digits, found {digits}"))
-    } else {
-        Err("expected exactly 12 digits and nothing else".to_owned())
+    Err(account_id_problem(value))
+}
+
+// YAML number forms that are not 12 plain digits: a sign, another base, a fraction or an
+// exponent.
+static SIGNED: LazyLock<Regex> = LazyLock::new(|| regex(r"^[+-][0-9._eE]+$"));
+static OTHER_BASE: LazyLock<Regex> = LazyLock::new(|| regex(r"^0[xXoObB][0-9a-fA-F_]+$"));
+static FLOAT: LazyLock<Regex> = LazyLock::new(|| {
+    regex(r"^[0-9]*(?:[0-9]\.|\.[0-9])[0-9]*(?:[eE][+-]?[0-9]+)?$|^[0-9.]+[eE][+-]?[0-9]+$")
+});
+// Any ARN with an account id in its fifth field, such as `arn:aws:iam::111111111111:root`.
+static ARN_ACCOUNT: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"^arn:[a-z-]+:[a-z0-9-]+:[a-z0-9-]*:([0-9]{12}):"));
+
+fn account_id_problem(value: &str) -> String {
+    const EXPECTED: &str = "expected exactly 12 digits";
+    if value.is_empty() {
+        return format!("the id is empty; {EXPECTED}");
     }
+    if value.chars().all(|c| c.is_ascii_digit()) {
+        return format!("{EXPECTED}, found {}", value.len());
+    }
+    if let Some(caps) = ARN_ACCOUNT.captures(value) {
+        return format!(
+            "this is an ARN, not an account id; write the id it names, `{}`",
+            &caps[1]
+        );
+    }
+    if SIGNED.is_match(value) {
+        return format!("an account id has no sign; {EXPECTED}");
+    }
+    if OTHER_BASE.is_match(value) {
+        return format!(
+            "`{}` makes this a number in another base; {EXPECTED}",
+            &value[..2]
+        );
+    }
+    if FLOAT.is_match(value) {
+        return format!("this is a floating-point number; {EXPECTED}");
+    }
+    let separated = value
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '-' | '_' | ' '));
+    if separated {
+        let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+        if digits.len() == 12 {
+            return format!("{EXPECTED} without separators, such as `{digits}`");
+        }
+        return format!("{EXPECTED} without separators, found {}", digits.len());
+    }
+    if let Some(digit) = value
+        .chars()
+        .find(|c| c.is_numeric() && !c.is_ascii_digit())
+    {
+        return format!("`{digit}` is not one of the ASCII digits 0-9; {EXPECTED}");
+    }
+    format!("{EXPECTED} and nothing else")
 }
 
 /// Regions that exist, as listed by AWS at the end of 2026.
@@ -160,7 +214,58 @@ pub fn check_image_id(value: &str) -> Result<(), String> {
 pub fn parse_role_arn(value: &str) -> Result<String, String> {
     match ROLE_ARN.captures(value) {
         Some(caps) => Ok(caps[1].to_owned()),
-        None => Err("expected `arn:aws:iam::ACCOUNT_ID:role/NAME`".to_owned()),
+        None => Err(role_arn_problem(value)),
+    }
+}
+
+// The parts of an ARN that looks like one of the kinds the spec takes, to say which part is
+// wrong when the strict patterns above do not match.
+static IAM_ARN_PARTS: LazyLock<Regex> = LazyLock::new(|| regex(r"^arn:[^:]*:iam::([^:]*):(.*)$"));
+static STS_SESSION_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    regex(&format!(
+        r"^arn:({PARTITION}):sts::([0-9]{{12}}):assumed-role/([^/]+)/[^/]+$"
+    ))
+});
+static KMS_ARN_PARTS: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"^arn:[^:]*:kms:([^:]*):([^:]*):(.*)$"));
+static ORGANIZATION_ARN_PARTS: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"^arn:[^:]*:organizations::([^:]*):organization/(.*)$"));
+static OU_ARN_PARTS: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"^arn:[^:]*:organizations::([^:]*):ou/([^/]*)/(.*)$"));
+static ORGANIZATION_ID: LazyLock<Regex> = LazyLock::new(|| regex(r"^o-[a-z0-9]{10,32}$"));
+static OU_ID: LazyLock<Regex> = LazyLock::new(|| regex(r"^ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$"));
+
+const ORGANIZATION_ID_FORMAT: &str =
+    "an organization id is `o-` and 10 to 32 lowercase letters or digits";
+const OU_ID_FORMAT: &str =
+    "an OU id is `ou-`, 4 to 32 lowercase letters or digits, `-`, and 8 to 32 more";
+
+fn role_arn_problem(value: &str) -> String {
+    let expected = "expected `arn:aws:iam::ACCOUNT_ID:role/NAME`";
+    if let Some(caps) = STS_SESSION_ARN.captures(value) {
+        return format!(
+            "this is an assumed-role session; the role itself is `arn:{}:iam::{}:role/{}`",
+            &caps[1], &caps[2], &caps[3]
+        );
+    }
+    if !value.starts_with("arn:") {
+        return format!("a role name alone is not an ARN; {expected}");
+    }
+    let Some(caps) = IAM_ARN_PARTS.captures(value) else {
+        return expected.to_owned();
+    };
+    let (account, resource) = (&caps[1], &caps[2]);
+    if !ACCOUNT_ID.is_match(account) {
+        return format!("`{account}` is not a 12-digit account id; {expected}");
+    }
+    match resource.split_once('/') {
+        Some(("role", _)) => format!(
+            "a role name has up to 64 letters, digits and `+=,.@_-`, after an optional path; \
+             {expected}"
+        ),
+        Some((kind, _)) => format!("this is an IAM {kind}, not a role; {expected}"),
+        None if resource == "root" => format!("this is the account itself, not a role; {expected}"),
+        None => expected.to_owned(),
     }
 }
 
@@ -170,15 +275,33 @@ pub fn parse_organization_arn(value: &str) -> Result<String, String> {
         return Ok(caps[1].to_owned());
     }
     let expected = "expected `arn:aws:organizations::MANAGEMENT_ACCOUNT_ID:organization/o-ID`";
-    Err(if OU_ARN.is_match(value) {
-        format!("this is an OU ARN; put it under `ou`, or {expected}")
-    } else if value.starts_with("o-") {
-        format!("a bare organization id is not accepted by EC2; {expected}")
-    } else if value.contains(":iam::") || value.contains(":account/") {
-        format!("an account ARN is not an organization; {expected}")
-    } else {
-        expected.to_owned()
-    })
+    if OU_ARN.is_match(value) {
+        return Err(format!(
+            "this is an OU ARN; put it under `ou`, or {expected}"
+        ));
+    }
+    if value.starts_with("o-") {
+        return Err(format!(
+            "a bare organization id is not accepted by EC2; {expected}"
+        ));
+    }
+    if value.contains(":iam::") || value.contains(":account/") {
+        return Err(format!("an account ARN is not an organization; {expected}"));
+    }
+    if let Some(caps) = ORGANIZATION_ARN_PARTS.captures(value) {
+        let (account, id) = (&caps[1], &caps[2]);
+        if !ACCOUNT_ID.is_match(account) {
+            return Err(format!(
+                "`{account}` is not a 12-digit management account id; {expected}"
+            ));
+        }
+        if !ORGANIZATION_ID.is_match(id) {
+            return Err(format!(
+                "`{id}` is not an organization id: {ORGANIZATION_ID_FORMAT}"
+            ));
+        }
+    }
+    Err(expected.to_owned())
 }
 
 /// An organizational unit named by its ARN.
@@ -198,13 +321,31 @@ pub fn parse_ou_arn(value: &str) -> Result<OuParts, String> {
     }
     let expected =
         "expected `arn:aws:organizations::MANAGEMENT_ACCOUNT_ID:ou/o-ORG_ID/ou-ROOT-OU_ID`";
-    Err(if ORGANIZATION_ARN.is_match(value) {
-        format!("this is an organization ARN; put it under `organization`, or {expected}")
-    } else if value.starts_with("ou-") {
-        format!("a bare OU id is not accepted by EC2; {expected}")
-    } else {
-        expected.to_owned()
-    })
+    if ORGANIZATION_ARN.is_match(value) {
+        return Err(format!(
+            "this is an organization ARN; put it under `organization`, or {expected}"
+        ));
+    }
+    if value.starts_with("ou-") {
+        return Err(format!("a bare OU id is not accepted by EC2; {expected}"));
+    }
+    if let Some(caps) = OU_ARN_PARTS.captures(value) {
+        let (account, organization, ou) = (&caps[1], &caps[2], &caps[3]);
+        if !ACCOUNT_ID.is_match(account) {
+            return Err(format!(
+                "`{account}` is not a 12-digit management account id; {expected}"
+            ));
+        }
+        if !ORGANIZATION_ID.is_match(organization) {
+            return Err(format!(
+                "`{organization}` is not an organization id: {ORGANIZATION_ID_FORMAT}"
+            ));
+        }
+        if !OU_ID.is_match(ou) {
+            return Err(format!("`{ou}` is not an OU id: {OU_ID_FORMAT}"));
+        }
+    }
+    Err(expected.to_owned())
 }
 
 /// How a spec names a KMS key.
@@ -232,9 +373,87 @@ pub fn parse_key_reference(value: &str) -> Result<KeyForm, String> {
             account: caps[2].to_owned(),
         });
     }
-    Err("expected `alias/NAME`, a key id, or a key or alias ARN \
-         (`arn:aws:kms:REGION:ACCOUNT_ID:key/KEY_ID`)"
-        .to_owned())
+    Err(key_reference_problem(value))
+}
+
+fn key_reference_problem(value: &str) -> String {
+    let expected = "expected `alias/NAME`, a key id, or a key or alias ARN \
+                    (`arn:aws:kms:REGION:ACCOUNT_ID:key/KEY_ID`)";
+    let key_id = "a key id is a UUID such as `1234abcd-12ab-34cd-56ef-1234567890ab`, or `mrk-` \
+                  and 32 hex digits";
+    let alias = "an alias name has up to 250 letters, digits, `/`, `_` and `-`";
+    if let Some(caps) = KMS_ARN_PARTS.captures(value) {
+        let (region, account, resource) = (&caps[1], &caps[2], &caps[3]);
+        let arn_format = "expected `arn:aws:kms:REGION:ACCOUNT_ID:key/KEY_ID`";
+        if region.is_empty() {
+            return format!("the ARN has no region; {arn_format}");
+        }
+        if !ACCOUNT_ID.is_match(account) {
+            return format!("`{account}` is not a 12-digit account id; {arn_format}");
+        }
+        match resource.strip_prefix("key/") {
+            Some("") => return format!("the ARN has no key id after `key/`; {key_id}"),
+            Some(id) => return format!("`{id}` is not a key id: {key_id}"),
+            None => {}
+        }
+        if resource.starts_with("alias/") {
+            return format!("`{resource}` is not a valid alias: {alias}");
+        }
+        return format!("`{resource}` is neither `key/KEY_ID` nor `alias/NAME`");
+    }
+    if value.starts_with("alias/") {
+        return format!("`{value}` is not a valid alias: {alias}");
+    }
+    if NAME.is_match(value) {
+        return format!("a bare name is not a key; an alias is written `alias/{value}`");
+    }
+    expected.to_owned()
+}
+
+/// True when `value`, an alias, key id or ARN, names the key declared with `reference` in
+/// `account` and `region`. An alias and an alias ARN match, and so do a key id and a key
+/// ARN, when the ARN names that account and region. An alias never matches a key id,
+/// because which key an alias points at is known only to KMS.
+pub fn same_key(reference: &str, account: &str, region: &str, value: &str) -> bool {
+    let (Some(declared), Some(given)) = (key_target(reference), key_target(value)) else {
+        return false;
+    };
+    let in_place = |target: &KeyTarget| {
+        target.account.as_deref().is_none_or(|a| a == account)
+            && target.region.as_deref().is_none_or(|r| r == region)
+    };
+    declared.resource == given.resource && in_place(&declared) && in_place(&given)
+}
+
+/// What a key reference points at: `alias/NAME` or `key/KEY_ID`, with the account and
+/// region when the reference is an ARN.
+struct KeyTarget {
+    resource: String,
+    account: Option<String>,
+    region: Option<String>,
+}
+
+fn key_target(value: &str) -> Option<KeyTarget> {
+    if ALIAS_NAME.is_match(value) {
+        return Some(KeyTarget {
+            resource: value.to_owned(),
+            account: None,
+            region: None,
+        });
+    }
+    if KEY_ID.is_match(value) {
+        return Some(KeyTarget {
+            resource: format!("key/{value}"),
+            account: None,
+            region: None,
+        });
+    }
+    let caps = KMS_ARN.captures(value)?;
+    Some(KeyTarget {
+        resource: caps[3].to_owned(),
+        account: Some(caps[2].to_owned()),
+        region: Some(caps[1].to_owned()),
+    })
 }
 
 /// True for the unique ids IAM shows in place of a deleted principal: roles `AROA`, users
@@ -255,21 +474,33 @@ mod tests {
     #[test]
     fn account_ids() {
         assert!(check_account_id("012345678901").is_ok());
-        assert!(
-            check_account_id("12345678901")
-                .unwrap_err()
-                .contains("found 11")
-        );
-        assert!(
-            check_account_id("1234567890123")
-                .unwrap_err()
-                .contains("found 13")
-        );
-        assert!(check_account_id("-12345678901").is_err());
-        assert!(check_account_id("12345678901a").is_err());
-        assert!(check_account_id("1.2345678901e11").is_err());
-        assert!(check_account_id("１２３４５６７８９０１２").is_err());
-        assert!(check_account_id("١٢٣٤٥٦٧٨٩٠١٢").is_err());
+        let cases = [
+            ("", "empty"),
+            ("12345678901", "found 11"),
+            ("1234567890123", "found 13"),
+            ("-12345678901", "no sign"),
+            ("+123456789012", "no sign"),
+            ("0o1234567012", "`0o` makes this a number in another base"),
+            ("0x1A2B3C4D5E", "`0x` makes this a number in another base"),
+            ("1.2345678901e11", "floating-point"),
+            ("123456789012.0", "floating-point"),
+            ("1e12", "floating-point"),
+            ("111_111_111_111", "such as `111111111111`"),
+            ("1111-1111-1111", "such as `111111111111`"),
+            ("1111 1111 111", "without separators, found 11"),
+            ("arn:aws:iam::111111111111:root", "`111111111111`"),
+            (
+                "１２３４５６７８９０１２",
+                "`１` is not one of the ASCII digits",
+            ),
+            ("١٢٣٤٥٦٧٨٩٠١٢", "not one of the ASCII digits"),
+            ("12345678901a", "nothing else"),
+            (".inf", "nothing else"),
+        ];
+        for (value, reason) in cases {
+            let problem = check_account_id(value).unwrap_err();
+            assert!(problem.contains(reason), "{value}: {problem}");
+        }
     }
 
     #[test]
@@ -324,8 +555,27 @@ mod tests {
             parse_role_arn("arn:aws:iam::012345678901:role/path/amishare").unwrap(),
             "012345678901"
         );
-        assert!(parse_role_arn("arn:aws:iam::012345678901:user/bob").is_err());
-        assert!(parse_role_arn("arn:aws:iam::12345:role/x").is_err());
+        let cases = [
+            ("amishare", "a role name alone"),
+            ("arn:aws:iam::012345678901:user/bob", "this is an IAM user"),
+            ("arn:aws:iam::012345678901:root", "the account itself"),
+            (
+                "arn:aws:iam::12345:role/x",
+                "`12345` is not a 12-digit account id",
+            ),
+            (
+                "arn:aws:iam::012345678901:role/ami share",
+                "a role name has up to 64",
+            ),
+            (
+                "arn:aws:sts::012345678901:assumed-role/amishare/ci",
+                "the role itself is `arn:aws:iam::012345678901:role/amishare`",
+            ),
+        ];
+        for (value, reason) in cases {
+            let problem = parse_role_arn(value).unwrap_err();
+            assert!(problem.contains(reason), "{value}: {problem}");
+        }
     }
 
     #[test]
@@ -345,7 +595,24 @@ mod tests {
                 .unwrap_err()
                 .contains("account ARN")
         );
-        assert!(parse_organization_arn("arn:aws:organizations::1:organization/o-x").is_err());
+        let cases = [
+            (
+                "arn:aws:organizations::1:organization/o-abcde12345",
+                "`1` is not a 12-digit management account id",
+            ),
+            (
+                "arn:aws:organizations::111111111111:organization/o-abc",
+                "`o-abc` is not an organization id",
+            ),
+            (
+                "arn:aws:organizations::111111111111:organization/O-ABCDE12345",
+                "`O-ABCDE12345` is not an organization id",
+            ),
+        ];
+        for (value, reason) in cases {
+            let problem = parse_organization_arn(value).unwrap_err();
+            assert!(problem.contains(reason), "{value}: {problem}");
+        }
     }
 
     #[test]
@@ -361,6 +628,24 @@ mod tests {
                 .unwrap_err()
                 .contains("bare")
         );
+        let cases = [
+            (
+                "arn:aws:organizations::111111111111:ou/o-abcde12345/ou-ab12",
+                "`ou-ab12` is not an OU id",
+            ),
+            (
+                "arn:aws:organizations::111111111111:ou/o-abc/ou-ab12-abcdefgh",
+                "`o-abc` is not an organization id",
+            ),
+            (
+                "arn:aws:organizations::11111111111:ou/o-abcde12345/ou-ab12-abcdefgh",
+                "`11111111111` is not a 12-digit management account id",
+            ),
+        ];
+        for (value, reason) in cases {
+            let problem = parse_ou_arn(value).unwrap_err();
+            assert!(problem.contains(reason), "{value}: {problem}");
+        }
     }
 
     #[test]
@@ -376,7 +661,66 @@ mod tests {
                 account: "111111111111".into()
             }
         );
-        assert!(parse_key_reference("golden").is_err());
+        let alias_arn = "arn:aws:kms:eu-west-1:111111111111:alias/golden";
+        assert!(matches!(
+            parse_key_reference(alias_arn),
+            Ok(KeyForm::Arn { .. })
+        ));
+        let cases = [
+            ("golden", "an alias is written `alias/golden`"),
+            ("alias/gold en", "`alias/gold en` is not a valid alias"),
+            (
+                "arn:aws:kms::111111111111:key/{id}",
+                "the ARN has no region",
+            ),
+            (
+                "arn:aws:kms:eu-west-1:1111:key/{id}",
+                "`1111` is not a 12-digit",
+            ),
+            (
+                "arn:aws:kms:eu-west-1:111111111111:key/1234abcd",
+                "`1234abcd` is not a key id",
+            ),
+            (
+                "arn:aws:kms:eu-west-1:111111111111:key/",
+                "no key id after `key/`",
+            ),
+            (
+                "arn:aws:kms:eu-west-1:111111111111:keys/{id}",
+                "neither `key/KEY_ID`",
+            ),
+            ("~", "expected `alias/NAME`"),
+        ];
+        for (value, reason) in cases {
+            let value = value.replace("{id}", id);
+            let problem = parse_key_reference(&value).unwrap_err();
+            assert!(problem.contains(reason), "{value}: {problem}");
+        }
+    }
+
+    #[test]
+    fn same_key_across_forms() {
+        let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+        let arn = format!("arn:aws:kms:eu-west-1:111111111111:key/{id}");
+        let alias_arn = "arn:aws:kms:eu-west-1:111111111111:alias/golden";
+        let matches_declared =
+            |reference: &str, value: &str| same_key(reference, "111111111111", "eu-west-1", value);
+        assert!(matches_declared("alias/golden", "alias/golden"));
+        assert!(matches_declared("alias/golden", alias_arn));
+        assert!(matches_declared(alias_arn, "alias/golden"));
+        assert!(matches_declared(&arn, id));
+        assert!(matches_declared(id, &arn));
+        assert!(!matches_declared("alias/golden", id));
+        assert!(!matches_declared("alias/golden", "alias/other"));
+        assert!(!matches_declared(
+            id,
+            &arn.replace("111111111111", "222222222222")
+        ));
+        assert!(!matches_declared(
+            id,
+            &arn.replace("eu-west-1", "us-east-1")
+        ));
+        assert!(!matches_declared("alias/golden", "golden"));
     }
 
     #[test]

@@ -61,23 +61,18 @@ pub fn parse_str(path: &Path, text: &str) -> Result<(RawSpec, Vec<Diagnostic>), 
             ),
         );
     }
+    super::expansion::check(path, text)?;
     let mut unknown = Vec::new();
     let deserializer = serde_yaml::Deserializer::from_str(text);
-    let mut record_unknown = |field: serde_ignored::Path<'_>| unknown.push(field_path(&field));
+    let mut record_unknown =
+        |field: serde_ignored::Path<'_>| unknown.push(super::unknown::diagnostic(path, &field));
     let ignoring = serde_ignored::Deserializer::new(deserializer, &mut record_unknown);
     let raw = serde_path_to_error::deserialize(ignoring).map_err(|err| {
         let path_text = err.path().to_string();
         let inner = err.into_inner();
         structural_error(path, &path_text, &inner)
     })?;
-    let diagnostics = unknown
-        .into_iter()
-        .map(|field| {
-            Diagnostic::new("unknown-field", path, field.clone(), "unknown field")
-                .hint("remove it or fix its spelling; `amishare schema` lists every field")
-        })
-        .collect();
-    Ok((raw, diagnostics))
+    Ok((raw, unknown))
 }
 
 fn structural_error(file: &Path, path: &str, err: &serde_yaml::Error) -> Diagnostic {
@@ -89,7 +84,10 @@ fn structural_error(file: &Path, path: &str, err: &serde_yaml::Error) -> Diagnos
         .strip_prefix(&format!("{path}: "))
         .unwrap_or(&text)
         .to_owned();
-    let hint = if message.contains("duplicate") {
+    let hint = if path.is_empty() && message.contains("expected a mapping") {
+        "a spec is a mapping that starts with `version: 1`; specs/example.yaml is a commented \
+         example"
+    } else if message.contains("duplicate") {
         "remove one of the two entries"
     } else if message.contains("missing field") {
         "add the field; `amishare schema` lists the required fields"
@@ -121,22 +119,117 @@ fn readable(message: &str) -> String {
     text
 }
 
-/// Formats a serde_ignored path the way users write field paths: `images[1].share_with`.
-fn field_path(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
-        Path::Map { parent, key } => {
-            let parent = field_path(parent);
-            if parent.is_empty() {
-                key.clone()
-            } else {
-                format!("{parent}.{key}")
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(text: &str) -> Diagnostic {
+        match parse_str(Path::new("t.yaml"), text) {
+            Ok((_, unknown)) => panic!("accepted, with {unknown:?}"),
+            Err(problem) => problem,
         }
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => field_path(parent),
+    }
+
+    #[test]
+    fn document_that_is_not_a_mapping() {
+        for (text, found) in [
+            ("- version: 1\n", "sequence"),
+            ("amishare\n", "string \"amishare\""),
+            ("~\n", "null"),
+            ("12\n", "integer"),
+        ] {
+            let problem = problem(text);
+            assert_eq!(problem.code, "invalid-yaml", "{text}");
+            assert_eq!(problem.path, "", "{text}");
+            assert!(problem.message.contains(found), "{text}: {problem}");
+            let hint = problem.hint.unwrap_or_default();
+            assert!(hint.contains("`version: 1`"), "{text}: {hint}");
+        }
+    }
+
+    #[test]
+    fn missing_required_fields() {
+        let account = "accounts:\n  - {name: factory, id: \"111111111111\"}\n";
+        let cases = [
+            ("accounts: []\n".to_owned(), "", "version"),
+            (
+                "version: 1\naccounts:\n  - {id: \"111111111111\"}\n".into(),
+                "accounts[0]",
+                "name",
+            ),
+            (
+                "version: 1\naccounts:\n  - {name: factory}\n".into(),
+                "accounts[0]",
+                "id",
+            ),
+            (
+                format!(
+                    "version: 1\n{account}keys:\n  - {{account: factory, region: us-east-1, key: alias/k}}\n"
+                ),
+                "keys[0]",
+                "name",
+            ),
+            (
+                format!(
+                    "version: 1\n{account}keys:\n  - {{name: k, region: us-east-1, key: alias/k}}\n"
+                ),
+                "keys[0]",
+                "account",
+            ),
+            (
+                format!(
+                    "version: 1\n{account}keys:\n  - {{name: k, account: factory, key: alias/k}}\n"
+                ),
+                "keys[0]",
+                "region",
+            ),
+            (
+                format!(
+                    "version: 1\n{account}keys:\n  - {{name: k, account: factory, region: us-east-1}}\n"
+                ),
+                "keys[0]",
+                "key",
+            ),
+            (
+                format!(
+                    "version: 1\n{account}images:\n  - {{region: us-east-1, ids: [ami-12345678]}}\n"
+                ),
+                "images[0]",
+                "account",
+            ),
+            (
+                format!(
+                    "version: 1\n{account}images:\n  - {{account: factory, ids: [ami-12345678]}}\n"
+                ),
+                "images[0]",
+                "region",
+            ),
+            (
+                format!(
+                    "version: 1\n{account}images:\n  - {{account: factory, region: us-east-1, ids: [ami-12345678], replicas: [{{key: k}}]}}\n"
+                ),
+                "images[0].replicas[0]",
+                "region",
+            ),
+            (
+                format!(
+                    "version: 1\n{account}images:\n  - {{account: factory, region: us-east-1, ids: [ami-12345678], replicas: [{{region: eu-west-1}}]}}\n"
+                ),
+                "images[0].replicas[0]",
+                "key",
+            ),
+        ];
+        for (text, path, field) in cases {
+            let problem = problem(&text);
+            assert_eq!(problem.path, path, "{text}");
+            assert!(
+                problem
+                    .message
+                    .contains(&format!("missing field `{field}`")),
+                "{text}: {problem}"
+            );
+            let hint = problem.hint.unwrap_or_default();
+            assert!(hint.contains("add the field"), "{text}: {hint}");
+        }
     }
 }

@@ -2,14 +2,17 @@
 //! (`validate`) and resolved into the types below, which are all that later stages see.
 
 mod diagnostic;
+mod expansion;
 pub mod ids;
 mod load;
 pub mod raw;
+mod unknown;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use expansion::MAX_EXPANDED_BYTES;
 pub use load::MAX_SPEC_BYTES;
 
 use crate::model::LaunchEntry;

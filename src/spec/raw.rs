@@ -3,8 +3,12 @@
 //! These types mirror the file exactly and define the JSON Schema. Nothing downstream
 //! uses them: `validate` turns them into the resolved types in the parent module.
 
+use std::collections::BTreeMap;
+use std::fmt;
+
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 /// An account id: 12 digits, quoted or not. The loader reads the scalar's text, so an
 /// unquoted id keeps its leading zeros; editors see an integer there, which is allowed.
@@ -134,8 +138,8 @@ pub struct RawSelect {
     #[serde(default)]
     pub name: Option<String>,
     /// Tags every selected image has, as `KEY: VALUE`.
-    #[serde(default)]
-    pub tags: std::collections::BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "unique_tags")]
+    pub tags: BTreeMap<String, String>,
     /// Keep only the N most recently created of the matching images.
     #[serde(default)]
     pub newest: Option<u32>,
@@ -187,4 +191,33 @@ pub struct RawShare {
     /// happens to the source's key. The target account needs a `role_arn`.
     #[serde(default)]
     pub keep_copy_under: Option<String>,
+}
+
+/// Reads `select.tags`, rejecting a tag key written twice: a plain map would silently keep
+/// only the last of its values.
+fn unique_tags<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Tags;
+
+    impl<'de> Visitor<'de> for Tags {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping of tag keys to values")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut tags = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, String>()? {
+                if tags.contains_key(&key) {
+                    return Err(de::Error::custom(format!("duplicate tag `{key}`")));
+                }
+                tags.insert(key, value);
+            }
+            Ok(tags)
+        }
+    }
+
+    deserializer.deserialize_map(Tags)
 }

@@ -145,8 +145,8 @@ impl Validator {
                 file,
                 &format!("{path}.id"),
                 format!("invalid account id `{}`: {reason}", raw.id),
-                "write the 12-digit id as shown in the AWS console, with its leading zeros, \
-                 such as \"012345678901\"",
+                "write the id's 12 digits, leading zeros included, in quotes such as \
+                 \"012345678901\"",
             );
         }
         if !self.name(file, &format!("{path}.name"), &raw.name) {
@@ -266,14 +266,29 @@ impl Validator {
 
     /// Checks that the role assumed in `account` is in the partition of `region`.
     fn role_partition(&mut self, file: &Path, path: &str, account: &str, region: &str) {
-        let role = self
-            .accounts
-            .iter()
-            .find(|(a, _)| a.id == account)
-            .and_then(|(a, _)| a.role.as_ref().map(|r| r.arn.clone()));
-        if let Some(arn) = role {
-            self.partition(file, path, &arn, region);
+        let Some((declared, origin)) = self.accounts.iter().find(|(a, _)| a.id == account) else {
+            return;
+        };
+        let Some(role) = &declared.role else {
+            return;
+        };
+        let expected = ids::partition_of_region(region);
+        let found = role.arn.split(':').nth(1).unwrap_or_default();
+        if found == expected {
+            return;
         }
+        let message = format!(
+            "region `{region}` is in partition `{expected}`, but account `{}` is reached \
+             through role `{}` in `{found}` ({}.role_arn)",
+            declared.name,
+            role.arn,
+            origin.describe()
+        );
+        let hint = format!(
+            "use a region of `{found}`, or give the account a role ARN that starts \
+             `arn:{expected}:`; each partition has its own accounts"
+        );
+        self.hinted("partition-mismatch", file, path, message, &hint);
     }
 
     /// Resolves a reference to a declared account (by name or id) to its id.
@@ -635,6 +650,16 @@ impl Validator {
                 }
                 true
             }
+            Err(reason) if value.starts_with("arn:") => {
+                self.hinted(
+                    "invalid-key-arn",
+                    file,
+                    path,
+                    format!("invalid key ARN `{value}`: {reason}"),
+                    &format!("copy the key's ARN from KMS, such as `{expected}`"),
+                );
+                false
+            }
             _ => {
                 self.hinted("key-arn-required", file, path, format!("`{value}` is not a key ARN"), &format!("a key of another account is named by its key ARN, such as `{expected}`; aliases and key ids only work within their own account"));
                 false
@@ -645,6 +670,9 @@ impl Validator {
     fn image_key(&mut self, file: &Path, path: &str, key_name: &str, region: &str) {
         let key_path = format!("{path}.key");
         match self.keys.iter().find(|(k, _)| k.name == key_name) {
+            None if ids::parse_key_reference(key_name).is_ok() => {
+                self.key_reference_for_name(file, &key_path, key_name);
+            }
             None => {
                 let names: Vec<_> = self
                     .keys
@@ -679,6 +707,30 @@ impl Validator {
             }
             Some(_) => {}
         }
+    }
+
+    /// Reports a KMS key reference (alias, key id or ARN) written where the spec takes the
+    /// logical name of a declared key, suggesting the declared key it matches.
+    fn key_reference_for_name(&mut self, file: &Path, path: &str, value: &str) {
+        let message = format!(
+            "`{value}` is a KMS key reference, but this field takes the name of a key declared \
+             under `keys`"
+        );
+        let declared = self
+            .keys
+            .iter()
+            .find(|(k, _)| ids::same_key(&k.reference, &k.account, &k.region, value))
+            .map(|(k, origin)| (k.name.clone(), origin.describe()));
+        let hint = match declared {
+            Some((name, origin)) => {
+                format!("write `key: {name}`, the name this key is declared under at {origin}")
+            }
+            None => format!(
+                "declare the key under `keys` with a `name`, its `account`, its `region` and \
+                 `key: {value}`, then write that name here"
+            ),
+        };
+        self.hinted("key-name-required", file, path, message, &hint);
     }
 
     fn targets(
