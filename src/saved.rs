@@ -222,18 +222,18 @@ impl SavedPlan {
         changed.into_iter().collect()
     }
 
-    /// Whether the saved changes are the ones its specs give for `observed`, copy
-    /// idempotency tokens aside. Once [`SavedPlan::stale`] finds nothing, they are,
-    /// unless the file was edited: this keeps a hand-made change, such as a public
-    /// launch permission the spec does not allow, from being applied.
+    /// Checks that the saved changes are the ones its specs give for `observed`, copy
+    /// idempotency tokens aside. Once [`SavedPlan::stale`] finds nothing, they are unless
+    /// the file was edited, so this check keeps a hand-made change (such as a public
+    /// launch permission the spec does not allow) from being applied.
     pub fn follows_from(&self, spec: &Spec, observed: &Observed) -> bool {
         let fresh = crate::plan::plan(spec, observed);
         without_tokens(&fresh) == without_tokens(&self.plan)
     }
 }
 
-/// The plan's changes with every copy's client token cleared: a token depends on when
-/// the plan was made.
+/// Copies the plan's changes with every copy's client token cleared, because a token
+/// depends on when the plan was made.
 fn without_tokens(plan: &Plan) -> Vec<Change> {
     let mut changes = plan.changes.clone();
     for change in &mut changes {

@@ -65,7 +65,7 @@ fn spec() -> Spec {
     spec_with(false, "")
 }
 
-/// The two-account spec, with `extra` share entries on every image.
+/// Builds the two-account spec, with `extra` share entries on every image.
 fn spec_with(prune: bool, extra: &str) -> Spec {
     let mut text = format!(
         "version: 1\nsettings: {{prune: {prune}}}\naccounts:\n  - {{name: a, id: \"111111111111\"}}\n  - {{name: b, id: \"444444444444\"}}\n  - {{name: prod, id: \"222222222222\"}}\nkeys:\n  - {{name: ka, account: a, region: us-east-1, key: alias/golden}}\n  - {{name: kb, account: b, region: eu-west-1, key: alias/golden}}\nimages:\n",
@@ -361,7 +361,7 @@ async fn concurrent_applies_keep_both_grants() {
 }
 
 #[tokio::test]
-async fn retries_stop_at_the_time_bound_and_skip_other_errors() {
+async fn retries_bounded_in_time() {
     use amishare::aws::Cloud;
     use amishare::aws::retry::{RetryPolicy, Retrying};
     use std::time::Duration;

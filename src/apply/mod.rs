@@ -403,7 +403,7 @@ async fn write_key(
 /// Writes of one key policy before giving up on a policy that keeps changing.
 const WRITE_ATTEMPTS: usize = 5;
 
-/// Longest wait between writing a key policy and reading it back.
+/// Maximum wait between writing a key policy and reading it back.
 const MAX_SETTLE: Duration = Duration::from_secs(2);
 
 /// The policy with the change's additions (grant phase) or removals (revoke phase)

@@ -64,7 +64,7 @@ pub struct MemoryCloud {
     latency: Duration,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
-    /// What [`Cloud::caller`] returns, by account.
+    /// Principal ARNs that [`Cloud::caller`] returns, by account.
     callers: Mutex<BTreeMap<String, String>>,
 }
 

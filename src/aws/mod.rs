@@ -115,7 +115,7 @@ pub trait Cloud: Send + Sync {
     /// Replaces the key's `default` policy. Never bypasses the lockout safety check.
     async fn put_key_policy(&self, scope: &Scope, key_id: &str, policy: &str) -> AwsResult<()>;
 
-    /// The principal calls in the scope's account are made as: the role amishare assumes,
-    /// or the ARN of the default credentials. `None` when it is not known.
+    /// Returns the principal that calls in the scope's account are made as: the role
+    /// amishare assumes, or the ARN of the default credentials. `None` when it is unknown.
     fn caller(&self, scope: &Scope) -> Option<String>;
 }

@@ -179,7 +179,7 @@ async fn assumed(base: &SdkConfig, role: &AssumeRole, region: &str) -> SdkConfig
         .build()
 }
 
-/// Who the default credentials are.
+/// The account and ARN of the default credentials, from GetCallerIdentity.
 #[derive(Clone)]
 struct Identity {
     account: String,

@@ -545,7 +545,7 @@ fn copy_accounts(targets: &[Target]) -> Vec<String> {
         .collect()
 }
 
-/// Why an image in `state`, which is not `available`, is not shared.
+/// Explains why an image in `state`, which is not `available`, is not shared.
 fn state_blocker(state: &str) -> Blocker {
     let message = format!("image is `{state}`, not `available`");
     let (code, hint) = match state {

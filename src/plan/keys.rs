@@ -303,7 +303,7 @@ fn assess(name: &str, scope: &Scope, metadata: &KeyMetadata, text: &str) -> KeyS
 struct SizedChange {
     change: KeyPolicyChange,
     after_document_fits: bool,
-    /// Who the rewrite would lock out of the key, if anyone.
+    /// The administrator the rewrite would lock out of the key, if any.
     lockout: Option<policy::Lockout>,
 }
 

@@ -8,10 +8,10 @@
 //!
 //! The guard compares the policy before and after the rewrite: an administrator must
 //! keep at least one statement that grants `kms:PutKeyPolicy`, and must not gain a Deny
-//! that takes it away. Conditions are not evaluated: a conditional Allow counts as a
-//! grant, and a conditional Deny does not count. Rights given by IAM policies or grants
-//! are out of sight; the root principal in a key policy is what lets IAM policies of the
-//! account apply at all.
+//! that takes it away. Conditions are not evaluated, so a conditional Allow counts as a
+//! grant and a conditional Deny does not count. Rights that IAM policies or grants give
+//! are not seen. The root principal in a key policy is what lets the account's IAM
+//! policies apply at all, so keeping it keeps them.
 
 use serde_json::Value;
 use wildmatch::WildMatch;
@@ -31,7 +31,7 @@ pub enum Administrator {
 }
 
 impl Administrator {
-    /// The account principal of the account that owns `key_arn`.
+    /// Returns the account principal of the account that owns `key_arn`.
     pub fn owner_of(key_arn: &str) -> Option<Administrator> {
         let mut parts = key_arn.split(':');
         let partition = parts.nth(1)?;
@@ -42,8 +42,8 @@ impl Administrator {
         })
     }
 
-    /// Whether a principal value in a policy names this administrator. A statement that
-    /// names the account root covers the caller too, through the account's IAM policies.
+    /// Checks whether a principal value in a policy names this administrator. A statement
+    /// that names the account root covers the caller too, through the account's IAM policies.
     fn named_by(&self, value: &str) -> bool {
         if value == "*" {
             return true;
@@ -84,8 +84,8 @@ impl std::fmt::Display for Administrator {
     }
 }
 
-/// Who must keep the right to change the policy of `key_arn`: its account root, and the
-/// principal amishare calls as, when it is known.
+/// Lists who must keep the right to change the policy of `key_arn`: its account root, and
+/// the principal amishare calls as, when it is known.
 pub fn administrators(key_arn: &str, caller: Option<&str>) -> Vec<Administrator> {
     Administrator::owner_of(key_arn)
         .into_iter()
@@ -93,7 +93,7 @@ pub fn administrators(key_arn: &str, caller: Option<&str>) -> Vec<Administrator>
         .collect()
 }
 
-/// The partition, account and role name of an assumed-role session ARN.
+/// Splits an assumed-role session ARN into its partition, account and role name.
 fn session_role(arn: &str) -> Option<(&str, &str, &str)> {
     let rest = arn.strip_prefix("arn:")?;
     let (partition, rest) = rest.split_once(":sts::")?;
@@ -102,7 +102,7 @@ fn session_role(arn: &str) -> Option<(&str, &str, &str)> {
     Some((partition, account, role))
 }
 
-/// The partition and account of an IAM or STS ARN.
+/// Splits an IAM or STS ARN into its partition and account.
 fn root_of(arn: &str) -> Option<(&str, &str)> {
     let mut parts = arn.split(':');
     let partition = parts.nth(1)?;
@@ -110,7 +110,7 @@ fn root_of(arn: &str) -> Option<(&str, &str)> {
     Some((partition, account))
 }
 
-/// What a rewrite would take from one administrator.
+/// The rights a rewrite would take from one administrator.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lockout {
     pub administrator: Administrator,
