@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::apply::CopyOptions;
 use crate::aws::Cloud;
@@ -133,15 +136,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Highest log levels of the SDK's crates; see `init_logging`.
-const SDK_LOG_CAPS: [&str; 6] = [
-    "aws_config=info",
-    "aws_credential_types=info",
-    "aws_runtime=info",
-    "aws_sigv4=info",
-    "aws_smithy_runtime=info",
-    "aws_smithy_runtime_api=info",
-];
+/// Prefixes of the log targets of the SDK and its HTTP stack, whose events are capped at
+/// info; see `init_logging`. A prefix covers every crate and module whose path starts
+/// with it, so `aws` covers `aws_config`, `aws_sigv4::http_request` and the rest.
+const SDK_LOG_TARGETS: [&str; 5] = ["aws", "hyper", "h2", "rustls", "tower"];
 
 fn init_logging(verbose: u8) {
     let level = match verbose {
@@ -149,22 +147,23 @@ fn init_logging(verbose: u8) {
         1 => "amishare=debug,warn",
         _ => "debug",
     };
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let requested = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     // The SDK's own logs carry credentials: aws-config logs the access key id of assumed
-    // credentials, and the orchestrator dumps identities and requests (with the external
-    // id) at debug and trace. They are capped whatever RUST_LOG asks for.
-    for cap in SDK_LOG_CAPS {
-        if let Ok(directive) = cap.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
+    // credentials, and the orchestrator and signer dump identities, the external id and
+    // canonical requests at debug and trace. A second filter caps them whatever RUST_LOG
+    // asks for, even for a single module: a directive added to the EnvFilter would lose
+    // to a more specific one in RUST_LOG.
+    let caps = SDK_LOG_TARGETS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |targets, prefix| targets.with_target(*prefix, LevelFilter::INFO),
+    );
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let output = tracing_subscriber::fmt::layer()
         .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .init();
+        .with_filter(requested.and(caps));
+    tracing_subscriber::registry().with(output).init();
 }
 
 /// An error for the user: what failed, why (the source chain) and how to fix it.
