@@ -8,8 +8,9 @@
 //!
 //! The guard compares the policy before and after the rewrite: an administrator must
 //! keep at least one statement that grants `kms:PutKeyPolicy`, and must not gain a Deny
-//! that takes it away. Conditions are not evaluated, so a conditional Allow counts as a
-//! grant and a conditional Deny does not count. Rights that IAM policies or grants give
+//! that takes it away. Conditions are not evaluated, so the check errs on the safe side:
+//! a conditional Allow does not count as a grant, and a conditional Deny does not count
+//! either. Rights that IAM policies or grants give
 //! are not seen. The root principal in a key policy is what lets the account's IAM
 //! policies apply at all, so keeping it keeps them.
 
@@ -191,9 +192,11 @@ pub fn lockout(
     })
 }
 
-/// Whether `statement` allows `admin` to call PutKeyPolicy on the key.
+/// Whether `statement` allows `admin` to call PutKeyPolicy on the key whatever the
+/// request's context: an Allow without conditions.
 fn grants(statement: &Value, admin: &Administrator, key_arn: &str) -> bool {
     effect_is(statement, "Allow")
+        && statement.get("Condition").is_none()
         && statement.get("NotPrincipal").is_none()
         && names(statement.get("Principal"), admin)
         && covers_action(statement)
@@ -344,6 +347,18 @@ mod tests {
         let before = policy(USE_ONLY);
         let after = policy(&format!("{USE_ONLY}, {}", USE_ONLY.replace("use", "use2")));
         assert_eq!(lockout(&before, &after, &[root()], KEY), None);
+    }
+
+    #[test]
+    fn conditional_allow_is_no_grant() {
+        // Only a principal that matches the condition may use this statement, and the
+        // condition may match no one.
+        let break_glass = r#"{"Sid": "break-glass", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "kms:*", "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalArn": "arn:aws:iam::111111111111:role/gone"}}}"#;
+        let before = policy(&format!("{ROOT_ADMIN}, {break_glass}"));
+        let after = policy(break_glass);
+        let found = lockout(&before, &after, &[root()], KEY).expect("root is locked out");
+        assert_eq!(found.lost.len(), 1);
+        assert_eq!(found.lost[0]["Sid"], "root");
     }
 
     #[test]
