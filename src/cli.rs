@@ -398,19 +398,56 @@ async fn apply_saved(
         ))
         .hint("run `amishare plan --out FILE` again, review the new plan, and apply that file"));
     }
-    if !saved.follows_from(&spec, &observed) {
+    check_saved_sources(path, saved)?;
+    // The changes and findings are checked against a plan made here, so an edited file
+    // can neither add a change nor hide a blocked one.
+    let fresh = plan::plan(&spec, &observed);
+    if !saved.follows_from(&fresh) {
         return Err(CliError::plain(format!(
             "the changes in `{}` are not the ones its specs give for the live state; nothing was changed",
             path.display()
         ))
         .hint("the file was edited after it was saved; run `amishare plan --out FILE` again and apply that file"));
     }
-    write_stdout(&render::render_text(&saved.plan, &spec));
-    check_blocked(&saved.plan, allow_blocked)?;
+    write_stdout(&render::render_text(&fresh, &spec));
+    check_blocked(&fresh, allow_blocked)?;
     if saved.plan.is_empty() {
         return Ok(EXIT_OK);
     }
     execute(&cloud, &spec, &saved.plan, copies).await
+}
+
+/// Rejects a saved plan whose spec files, where they exist here, differ from the copies
+/// saved in it: the file was edited, or the specs changed since the plan was reviewed.
+fn check_saved_sources(path: &Path, saved: &SavedPlan) -> Result<(), CliError> {
+    let (differ, absent) = saved.check_sources();
+    let mut stderr = anstream::stderr();
+    for spec in &absent {
+        let _ = writeln!(
+            stderr,
+            "note: `{spec}` is not in the current directory, so the copy saved in `{}` is not checked against it",
+            path.display()
+        );
+    }
+    if differ.is_empty() {
+        return Ok(());
+    }
+    for spec in &differ {
+        let _ = writeln!(
+            stderr,
+            "error: `{spec}` differs from the copy saved in `{}`",
+            path.display()
+        );
+    }
+    Err(CliError::plain(format!(
+        "{} spec file{} changed since `{}` was saved; nothing was changed",
+        differ.len(),
+        plural(differ.len()),
+        path.display()
+    ))
+    .hint(
+        "run `amishare plan --out FILE` again on the current specs, review it, and apply that file",
+    ))
 }
 
 /// Applies `plan`, prints each step, then plans again to check that nothing is left.

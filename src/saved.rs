@@ -222,13 +222,28 @@ impl SavedPlan {
         changed.into_iter().collect()
     }
 
-    /// Checks that the saved changes are the ones its specs give for `observed`, copy
-    /// idempotency tokens aside. Once [`SavedPlan::stale`] finds nothing, they are unless
-    /// the file was edited, so this check keeps a hand-made change (such as a public
-    /// launch permission the spec does not allow) from being applied.
-    pub fn follows_from(&self, spec: &Spec, observed: &Observed) -> bool {
-        let fresh = crate::plan::plan(spec, observed);
-        without_tokens(&fresh) == without_tokens(&self.plan)
+    /// Checks that the saved changes are those of `fresh`, the plan made again from the
+    /// saved specs and the live state, copy idempotency tokens aside. Once
+    /// [`SavedPlan::stale`] finds nothing, they are unless the file was edited, so this
+    /// check keeps a hand-made change (such as a public launch permission the spec does
+    /// not allow) from being applied.
+    pub fn follows_from(&self, fresh: &Plan) -> bool {
+        without_tokens(fresh) == without_tokens(&self.plan)
+    }
+
+    /// Compares each saved spec with the file at its saved path, relative to the current
+    /// directory. Returns the paths whose file differs, and those with no file to compare.
+    pub fn check_sources(&self) -> (Vec<String>, Vec<String>) {
+        let mut differ = Vec::new();
+        let mut absent = Vec::new();
+        for source in &self.specs {
+            match std::fs::read_to_string(&source.path) {
+                Ok(text) if text == source.text => {}
+                Ok(_) => differ.push(source.path.clone()),
+                Err(_) => absent.push(source.path.clone()),
+            }
+        }
+        (differ, absent)
     }
 }
 

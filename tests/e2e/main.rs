@@ -731,6 +731,94 @@ async fn edited_saved_plan_cannot_make_an_image_public() {
 }
 
 #[tokio::test]
+async fn saved_plan_with_edited_specs_is_refused() {
+    let world = seed(26, false).await;
+    let (dir, spec) = spec_dir(&world.spec(false, "      - {account: prod}"));
+    let plan = rig().amishare(
+        dir.path(),
+        &["plan", spec.to_str().unwrap(), "--out", "plan.json"],
+    );
+    assert_eq!(plan.status.code(), Some(0), "{}", out(&plan));
+    let path = dir.path().join("plan.json");
+    let text = std::fs::read_to_string(&path).expect("read plan");
+    let mut saved: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    // The saved spec and its changes edited together, so they agree with each other.
+    let edited_spec = saved["specs"][0]["text"]
+        .as_str()
+        .expect("spec text")
+        .replace(
+            "      - {account: prod}",
+            "      - {account: prod}\n      - {account: \"999999999999\"}",
+        );
+    saved["specs"][0]["text"] = serde_json::Value::String(edited_spec);
+    let changes = saved["plan"]["changes"].as_array_mut().expect("changes");
+    for change in changes.iter_mut() {
+        if change["kind"] == "launch_permissions" {
+            change["add"]
+                .as_array_mut()
+                .expect("additions")
+                .push(serde_json::json!({"kind": "account", "value": "999999999999"}));
+        }
+    }
+    std::fs::write(&path, saved.to_string()).expect("write plan");
+    let apply = rig().amishare(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(apply.status.code(), Some(1), "{}", out(&apply));
+    let stderr = String::from_utf8_lossy(&apply.stderr);
+    assert!(
+        stderr.contains("differs from the copy saved"),
+        "{}",
+        out(&apply)
+    );
+    assert_eq!(
+        world.mutating_calls(),
+        0,
+        "{:?}",
+        rig().calls(&world.source)
+    );
+
+    // Findings are checked against a fresh plan, so deleting a blocked one does not help.
+    let mut saved: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    saved["specs"][0]["text"] = serde_json::Value::String(
+        saved["specs"][0]["text"]
+            .as_str()
+            .expect("spec text")
+            .replace(
+                &world.image_id,
+                &format!("{}, ami-0000000000000dead", world.image_id),
+            ),
+    );
+    std::fs::write(&spec, saved["specs"][0]["text"].as_str().expect("text")).expect("spec");
+    let plan = rig().amishare(
+        dir.path(),
+        &[
+            "plan",
+            spec.to_str().unwrap(),
+            "--out",
+            "plan.json",
+            "--allow-blocked",
+        ],
+    );
+    assert_eq!(plan.status.code(), Some(0), "{}", out(&plan));
+    let mut saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read plan")).expect("JSON");
+    saved["plan"]["findings"] = serde_json::json!([]);
+    std::fs::write(&path, saved.to_string()).expect("write plan");
+    let apply = rig().amishare(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(apply.status.code(), Some(1), "{}", out(&apply));
+    assert!(
+        String::from_utf8_lossy(&apply.stderr).contains("blocked"),
+        "{}",
+        out(&apply)
+    );
+    assert_eq!(
+        world.mutating_calls(),
+        0,
+        "{:?}",
+        rig().calls(&world.source)
+    );
+}
+
+#[tokio::test]
 async fn trace_logs_hold_no_secret() {
     let world = seed(11, false).await;
     let role = format!("role_arn: \"arn:aws:iam::{}:role/amishare\"", world.source);
