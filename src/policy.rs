@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::spec::ids::is_unique_principal_id;
 
+mod exact;
 mod lockout;
 
 pub use lockout::{Administrator, Lockout, administrators, lockout};
@@ -66,6 +67,10 @@ pub enum PolicyError {
     NotObject,
     #[error("key policy `Statement` is neither an object nor an array of objects")]
     BadStatement,
+    #[error("{0}, which KMS and amishare may read differently")]
+    DuplicateField(String),
+    #[error("key policy has the number `{0}`, which amishare cannot write back exactly")]
+    InexactNumber(String),
 }
 
 /// A parsed key policy that keeps every statement as KMS returned it.
@@ -77,6 +82,7 @@ pub struct Policy {
 
 impl Policy {
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+        exact::check(text)?;
         let value: Value = serde_json::from_str(text)?;
         let Value::Object(mut document) = value else {
             return Err(PolicyError::NotObject);

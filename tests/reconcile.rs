@@ -1108,3 +1108,32 @@ async fn image_selected_by_two_entries_is_blocked() {
         .into();
     assert_eq!(launched, expected, "only images selected once change");
 }
+
+#[tokio::test]
+async fn policy_that_cannot_be_kept_exactly_is_blocked() {
+    for (field, text) in [
+        (
+            "`Effect` twice",
+            ROOT_POLICY.replace("\"Effect\": \"Deny\",", "\"Effect\": \"Deny\", \"Effect\": \"Allow\","),
+        ),
+        (
+            "123456789012345678901234567890",
+            ROOT_POLICY.replace(
+                "{\"Bool\": {\"aws:MultiFactorAuthPresent\": \"false\"}}",
+                "{\"NumericLessThan\": {\"kms:GrantConstraintType\": 123456789012345678901234567890}}",
+            ),
+        ),
+    ] {
+        let (cloud, _) = world();
+        cloud.set_policy(&scope(), KEY_ID, &text);
+        let planned = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
+        let blocked: Vec<_> = planned.blocked().collect();
+        assert_eq!(blocked.len(), 2, "the key and its image: {planned:#?}");
+        let key = blocked
+            .iter()
+            .find(|f| f.code == "invalid-key-policy")
+            .expect("the key is blocked");
+        assert!(key.message.contains(field), "{}", key.message);
+        assert!(planned.changes.is_empty(), "{planned:#?}");
+    }
+}
