@@ -941,20 +941,25 @@ async fn removal_covered_by_organization_warns() {
 }
 
 #[tokio::test]
-async fn deprecated_image_warns() {
+async fn deprecated_image_is_blocked() {
     let (cloud, _) = world();
     cloud.set_deprecation_time(&scope(), IMAGE, "2020-01-01T00:00:00.000Z");
     let planned = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
-    let warning = planned
-        .findings
-        .iter()
+    let blocked = planned
+        .blocked()
         .find(|f| f.code == "image-deprecated")
-        .expect("warned");
-    assert_eq!(warning.severity, Severity::Warning);
+        .expect("blocked");
     assert!(
-        warning.message.contains("2020-01-01"),
+        blocked.message.contains("2020-01-01"),
         "{}",
-        warning.message
+        blocked.message
+    );
+    assert!(
+        planned
+            .changes
+            .iter()
+            .all(|c| !matches!(c, Change::LaunchPermissions(_))),
+        "a deprecated image is not shared: {planned:#?}"
     );
     cloud.set_deprecation_time(&scope(), IMAGE, "2999-01-01T00:00:00.000Z");
     let planned = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
@@ -964,6 +969,13 @@ async fn deprecated_image_warns() {
             .iter()
             .any(|f| f.code == "image-deprecated"),
         "a future deprecation is not reported"
+    );
+    assert!(
+        planned
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::LaunchPermissions(_))),
+        "{planned:#?}"
     );
 }
 

@@ -160,28 +160,31 @@ impl Planner<'_> {
         );
     }
 
-    /// Warns about an image that is deprecated: it still works for its targets, but EC2
-    /// hides deprecated images of other accounts from DescribeImages.
-    fn deprecated(&mut self, scope: &Scope, image: &ObservedImage) {
+    /// Blocks an image whose deprecation time has passed. Its targets can still launch it
+    /// by id, but EC2 hides it from their DescribeImages, so amishare shares and copies it
+    /// no further and leaves its permissions as they are.
+    fn deprecated(&mut self, scope: &Scope, image: &ObservedImage) -> bool {
         let Some(time) = &image.image.deprecation_time else {
-            return;
+            return false;
         };
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         // Both are ISO 8601 in UTC; the first 19 characters (to the second) compare in time order.
         if time.get(..19) > now.get(..19) {
-            return;
+            return false;
         }
         let message = format!(
-            "image is deprecated since {time}; targets can still launch it by id, but it no longer appears in their DescribeImages results"
+            "image is deprecated since {time}, so it is not shared; targets can still launch it by id, but it no longer appears in their DescribeImages results"
         );
-        self.finding(
-            Severity::Warning,
-            "image-deprecated",
+        self.blocked(
             scope,
             &image.image.id,
-            message,
-            Some("share a newer image, or cancel the deprecation with DisableImageDeprecation"),
+            Blocker::new(
+                "image-deprecated",
+                message,
+                "share a newer image (a selector with `newest` follows new images), or cancel the deprecation with DisableImageDeprecation",
+            ),
         );
+        true
     }
 
     /// Plans one image: its own shares, or its re-encrypted copy's, and its other copies.
@@ -193,7 +196,9 @@ impl Planner<'_> {
         declared: &[DeclaredCopy<'_>],
         volumes: &mut Volumes,
     ) {
-        self.deprecated(scope, image);
+        if self.deprecated(scope, image) {
+            return;
+        }
         let direct = copies::direct_targets(group);
         let reencrypt = declared
             .iter()
