@@ -295,3 +295,47 @@ fn same_account_in_two_files_names_both() {
     assert!(line.contains("as `factory`"), "{stderr}");
     assert!(line.contains("a.yaml: accounts[0]"), "{stderr}");
 }
+
+/// Writes `spec` to a file in a new directory and runs `amishare validate` on it.
+fn validate_text(spec: &str) -> (String, Option<i32>) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("spec.yaml");
+    std::fs::write(&path, spec).expect("write spec");
+    let output = amishare(&["validate", path.to_str().expect("UTF-8 path")]);
+    (text(&output.stderr), output.status.code())
+}
+
+#[test]
+fn huge_value_is_cut_in_messages() {
+    let name = "a".repeat(500_000);
+    let (stderr, code) = validate_text(&format!(
+        "version: 1\naccounts:\n  - {{name: {name}, id: \"111111111111\"}}\n"
+    ));
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("(500000 characters)"), "{stderr}");
+    assert!(stderr.len() < 1000, "{} bytes of errors", stderr.len());
+}
+
+#[test]
+fn invalid_account_id_is_reported_once() {
+    let (stderr, code) = validate_text(
+        "version: 1\naccounts:\n  - {name: src, id: 0123_4567_8901}\n  - {name: tgt, id: \"222222222222\"}\nimages:\n  - account: src\n    region: us-east-1\n    ids: [ami-0123456789abcdef0]\n    share_with:\n      - {account: tgt}\n",
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("accounts[0].id"), "{stderr}");
+    assert!(!stderr.contains("is not declared"), "{stderr}");
+    assert!(stderr.contains("1 problem in the spec"), "{stderr}");
+}
+
+#[test]
+fn merge_key_gets_its_own_hint() {
+    let (stderr, code) = validate_text(
+        "version: 1\naccounts:\n  - &a {name: src, id: \"111111111111\"}\n  - {<<: *a, name: tgt}\n",
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("missing field `id`"), "{stderr}");
+    assert!(
+        stderr.contains("merge keys (`<<`) are not applied"),
+        "{stderr}"
+    );
+}

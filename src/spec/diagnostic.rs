@@ -30,14 +30,71 @@ impl Diagnostic {
             code,
             file: file.into(),
             path: path.into(),
-            message: message.into(),
+            message: shorten_quoted(message.into()),
             hint: None,
         }
     }
 
     pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.hint = Some(shorten_quoted(hint.into()));
         self
+    }
+}
+
+/// Maximum characters of a quoted value shown in a message. A longer value is cut to this
+/// many, so that one huge value in a spec does not flood the output.
+const MAX_QUOTED_CHARS: usize = 100;
+
+/// Cuts each value quoted in backticks in `text` to [`MAX_QUOTED_CHARS`] characters,
+/// followed by its full length.
+fn shorten_quoted(text: String) -> String {
+    if text.chars().count() <= MAX_QUOTED_CHARS {
+        return text;
+    }
+    let mut shortened = String::with_capacity(text.len().min(1024));
+    // Every odd-numbered piece between backticks is a quoted value.
+    for (i, piece) in text.split('`').enumerate() {
+        if i > 0 {
+            shortened.push('`');
+        }
+        let count = piece.chars().count();
+        if i % 2 == 1 && count > MAX_QUOTED_CHARS {
+            shortened.extend(piece.chars().take(MAX_QUOTED_CHARS));
+            shortened.push_str(&format!("… ({count} characters)"));
+        } else {
+            shortened.push_str(piece);
+        }
+    }
+    shortened
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_quoted_value_is_cut() {
+        let long = "é".repeat(500);
+        let diagnostic = Diagnostic::new(
+            "x",
+            "spec.yaml",
+            "accounts[0].name",
+            format!("invalid name `{long}`: too long"),
+        )
+        .hint(format!("rename `{long}`"));
+        let expected = format!(
+            "invalid name `{}… (500 characters)`: too long",
+            "é".repeat(100)
+        );
+        assert_eq!(diagnostic.message, expected);
+        assert!(
+            diagnostic
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("(500 characters)"))
+        );
+        let short = Diagnostic::new("x", "spec.yaml", "", "invalid name `prod`");
+        assert_eq!(short.message, "invalid name `prod`");
     }
 }
 

@@ -62,6 +62,8 @@ pub fn parse_str(path: &Path, text: &str) -> Result<(RawSpec, Vec<Diagnostic>), 
         );
     }
     super::expansion::check(path, text)?;
+    // serde_yaml does not apply `<<` merge keys, so a merged field reads as missing.
+    let merges = text.contains("<<:");
     let mut unknown = Vec::new();
     let deserializer = serde_yaml::Deserializer::from_str(text);
     let mut record_unknown =
@@ -70,12 +72,12 @@ pub fn parse_str(path: &Path, text: &str) -> Result<(RawSpec, Vec<Diagnostic>), 
     let raw = serde_path_to_error::deserialize(ignoring).map_err(|err| {
         let path_text = err.path().to_string();
         let inner = err.into_inner();
-        structural_error(path, &path_text, &inner)
+        structural_error(path, &path_text, &inner, merges)
     })?;
     Ok((raw, unknown))
 }
 
-fn structural_error(file: &Path, path: &str, err: &serde_yaml::Error) -> Diagnostic {
+fn structural_error(file: &Path, path: &str, err: &serde_yaml::Error, merges: bool) -> Diagnostic {
     // serde_path_to_error prints `.` for the root.
     let path = if path == "." { "" } else { path };
     // serde_yaml starts some messages with the path itself; it is shown once already.
@@ -89,6 +91,9 @@ fn structural_error(file: &Path, path: &str, err: &serde_yaml::Error) -> Diagnos
          example"
     } else if message.contains("duplicate") {
         "remove one of the two entries"
+    } else if message.contains("missing field") && merges {
+        "add the field; YAML merge keys (`<<`) are not applied, so write merged fields out in \
+         full"
     } else if message.contains("missing field") {
         "add the field; `amishare schema` lists the required fields"
     } else if message.contains("tab") || message.contains("cannot start any token") {

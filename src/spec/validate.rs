@@ -232,6 +232,9 @@ impl Validator {
                 role,
             };
             self.accounts.push((account, origin));
+        } else {
+            // The account is reported already; references to its name are not reported again.
+            self.broken_accounts.push(raw.name.clone());
         }
     }
 
