@@ -17,6 +17,7 @@ from . import (
     describe_key_policy,
     ebs_volume_encryption,
     image_attribute_not_found,
+    image_deprecation,
     image_name_unique,
     image_snapshots,
     key_policy_validation,
@@ -41,6 +42,8 @@ PATCHES = [
     snapshot_permission_modifications,
     aws_managed_key_sharing,
     cross_account_keys,
+    # Before pagination, so that pages are counted after deprecated images are hidden.
+    image_deprecation,
     pagination,
 ]
 

@@ -255,6 +255,33 @@ def test_owners_apply_before_paging(paging_rig: Rig) -> None:
     assert sorted(flatten(shared_with_target)) == sorted(shared_ids)
 
 
+def test_deprecated_hidden_before_paging(paging_rig: Rig) -> None:
+    image_ids, _snapshot_ids = seed_images(paging_rig)
+    source_ec2 = paging_rig.client("ec2", SOURCE_ACCOUNT)
+    for image_id in image_ids:
+        source_ec2.modify_image_attribute(
+            ImageId=image_id, LaunchPermission={"Add": [{"UserId": TARGET_ACCOUNT}]}
+        )
+    deprecated_ids = image_ids[:2]
+    for image_id in deprecated_ids:
+        source_ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt="2020-01-01T00:00:00Z")
+    target_ec2 = paging_rig.client("ec2", TARGET_ACCOUNT)
+
+    # Two of the five images are hidden, so the other three make a full page and a page of one.
+    visible = collect_pages(target_ec2, "describe_images", ExecutableUsers=["self"])
+    assert [len(page) for page in visible] == [2, 1]
+    assert sorted(flatten(visible)) == sorted(image_ids[2:])
+
+    everything = collect_pages(
+        target_ec2, "describe_images", ExecutableUsers=["self"], IncludeDeprecated=True
+    )
+    assert [len(page) for page in everything] == [2, 2, 1]
+    assert sorted(flatten(everything)) == sorted(image_ids)
+
+    own = collect_pages(source_ec2, "describe_images", Owners=["self"], IncludeDeprecated=True)
+    assert sorted(flatten(own)) == sorted(image_ids)
+
+
 # Invalid requests
 
 
