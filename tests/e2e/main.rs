@@ -819,6 +819,40 @@ async fn saved_plan_with_edited_specs_is_refused() {
 }
 
 #[tokio::test]
+async fn deprecated_image_is_blocked_and_left_alone() {
+    let world = seed(27, false).await;
+    let past = aws_sdk_ec2::primitives::DateTime::from_secs(1_577_836_800);
+    world
+        .ec2
+        .enable_image_deprecation()
+        .image_id(&world.image_id)
+        .deprecate_at(past)
+        .send()
+        .await
+        .expect("EnableImageDeprecation");
+    let (dir, spec) = spec_dir(&world.spec(false, "      - {account: prod}"));
+    let plan = rig().amishare(dir.path(), &["plan", spec.to_str().unwrap()]);
+    assert_eq!(plan.status.code(), Some(1), "{}", out(&plan));
+    let stdout = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        stdout.contains("image-deprecated") && stdout.contains("2020-01-01"),
+        "{}",
+        out(&plan)
+    );
+    let apply = rig().amishare(
+        dir.path(),
+        &[
+            "apply",
+            "--auto-approve",
+            "--allow-blocked",
+            spec.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(apply.status.code(), Some(0), "{}", out(&apply));
+    assert!(world.launch().await.is_empty());
+}
+
+#[tokio::test]
 async fn trace_logs_hold_no_secret() {
     let world = seed(11, false).await;
     let role = format!("role_arn: \"arn:aws:iam::{}:role/amishare\"", world.source);
