@@ -104,46 +104,59 @@ fn untouched(cloud: &MemoryCloud, case: &str) {
     );
 }
 
-#[tokio::test]
-async fn failure_at_every_step_converges_next_run() {
-    let spec = spec();
-    let clean = world();
-    let first = plan_for(&clean, &spec).await;
+/// Operations an apply calls that a failure is injected into, one call at a time.
+const STEPS: [&str; 4] = [
+    "GetKeyPolicy",
+    "PutKeyPolicy",
+    "ModifySnapshotAttribute",
+    "ModifyImageAttribute",
+];
+
+/// Applies `spec` on worlds from `fresh`, failing each call of each of [`STEPS`] in
+/// turn, then applies again. After each apply, `check` must hold; after the second, the
+/// plan must be empty. The failed call must be reported with its AWS error code and
+/// request id. Returns the number of cases run.
+async fn fail_each_call<F, Fut>(fresh: F, spec: &Spec, check: fn(&MemoryCloud, &str)) -> usize
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = MemoryCloud>,
+{
+    let clean = fresh().await;
+    let planned = plan_for(&clean, spec).await;
     clean.clear_calls();
-    assert!(apply(&clean, &first).await.succeeded());
+    assert!(apply(&clean, &planned).await.succeeded());
     let calls = clean.calls();
 
     let mut cases = 0;
-    for operation in [
-        "GetKeyPolicy",
-        "PutKeyPolicy",
-        "ModifySnapshotAttribute",
-        "ModifyImageAttribute",
-    ] {
+    for operation in STEPS {
         let count = calls.iter().filter(|c| **c == operation).count();
         assert!(count > 0, "{operation} is not called");
         for k in 0..count {
             let case = format!("{operation} call {k}");
-            let cloud = world();
-            let planned = plan_for(&cloud, &spec).await;
+            let cloud = fresh().await;
+            let planned = plan_for(&cloud, spec).await;
             cloud.fail_nth(operation, k, "InternalError");
             let report = apply(&cloud, &planned).await;
             assert_eq!(report.failed.len(), 1, "{case}: {report:#?}");
             let failed = report.failed[0].1.to_string();
-            assert!(
-                failed.contains("InternalError") && failed.contains("request id"),
-                "{case}: {failed}"
-            );
-            untouched(&cloud, &case);
+            assert!(failed.contains("InternalError"), "{case}: {failed}");
+            assert!(failed.contains("request id"), "{case}: {failed}");
+            check(&cloud, &case);
 
-            let report = apply(&cloud, &plan_for(&cloud, &spec).await).await;
+            let report = apply(&cloud, &plan_for(&cloud, spec).await).await;
             assert!(report.succeeded(), "{case}: second run {report:#?}");
-            let last = plan_for(&cloud, &spec).await;
+            let last = plan_for(&cloud, spec).await;
             assert!(last.is_empty(), "{case}: not converged {last:#?}");
-            untouched(&cloud, &case);
+            check(&cloud, &case);
             cases += 1;
         }
     }
+    cases
+}
+
+#[tokio::test]
+async fn failure_at_every_step_converges_next_run() {
+    let cases = fail_each_call(|| async { world() }, &spec(), untouched).await;
     assert!(cases >= 10, "{cases} cases");
 }
 
@@ -156,7 +169,6 @@ async fn failure_at_every_removal_step_converges_next_run() {
         false,
         &format!("      - {{account: \"{DROPPED}\", copy: true}}\n"),
     );
-    let after = spec_with(true, "");
     let shared = || async {
         let cloud = world();
         // The stray share is not in either spec; pruning removes it with the rest.
@@ -168,40 +180,7 @@ async fn failure_at_every_removal_step_converges_next_run() {
         );
         cloud
     };
-    let clean = shared().await;
-    let removal = plan_for(&clean, &after).await;
-    clean.clear_calls();
-    assert!(apply(&clean, &removal).await.succeeded());
-    let calls = clean.calls();
-
-    let mut cases = 0;
-    for operation in [
-        "GetKeyPolicy",
-        "PutKeyPolicy",
-        "ModifySnapshotAttribute",
-        "ModifyImageAttribute",
-    ] {
-        let count = calls.iter().filter(|c| **c == operation).count();
-        assert!(count > 0, "{operation} is not called");
-        for k in 0..count {
-            let case = format!("{operation} call {k}");
-            let cloud = shared().await;
-            let planned = plan_for(&cloud, &after).await;
-            cloud.fail_nth(operation, k, "InternalError");
-            let report = apply(&cloud, &planned).await;
-            assert_eq!(report.failed.len(), 1, "{case}: {report:#?}");
-            revoked_last(&cloud, &case);
-
-            let report = apply(&cloud, &plan_for(&cloud, &after).await).await;
-            assert!(report.succeeded(), "{case}: second run {report:#?}");
-            assert!(
-                plan_for(&cloud, &after).await.is_empty(),
-                "{case}: not converged"
-            );
-            revoked_last(&cloud, &case);
-            cases += 1;
-        }
-    }
+    let cases = fail_each_call(shared, &spec_with(true, ""), revoked_last).await;
     assert!(cases >= 8, "{cases} cases");
 }
 

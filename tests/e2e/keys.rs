@@ -1,7 +1,7 @@
 //! Key policy guards end to end: the lockout check amishare never bypasses, rewrites that
 //! would lock out the account root, and policies in shapes KMS accepts but moto did not.
 
-use super::{World, out, seed};
+use super::{World, out, plan_blocked, seed};
 use crate::rig::{rig, spec_dir};
 
 impl World {
@@ -56,14 +56,7 @@ async fn pruning_the_only_admin_statement_is_blocked() {
         .await;
     let before = world.policy().await;
     let (dir, path) = spec_dir(&world.spec(true, "      - {account: prod}"));
-    let plan = rig().amishare(dir.path(), &["plan", path.to_str().unwrap()]);
-    assert_eq!(plan.status.code(), Some(1), "{}", out(&plan));
-    let stdout = String::from_utf8_lossy(&plan.stdout);
-    assert!(
-        stdout.contains("key-lockout") && stdout.contains("amishare-legacy"),
-        "{}",
-        out(&plan)
-    );
+    plan_blocked(dir.path(), &path, &["key-lockout", "amishare-legacy"]);
 
     let apply = rig().amishare(
         dir.path(),
