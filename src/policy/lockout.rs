@@ -6,13 +6,12 @@
 //! administrator is refused with the statements it would lose, and it also covers the
 //! account root, which KMS does not check.
 //!
-//! The guard compares the policy before and after the rewrite: an administrator must
-//! keep at least one statement that grants `kms:PutKeyPolicy`, and must not gain a Deny
-//! that takes it away. Conditions are not evaluated, so the check errs on the safe side:
-//! a conditional Allow does not count as a grant, and a conditional Deny does not count
-//! either. Rights that IAM policies or grants give
-//! are not seen. The root principal in a key policy is what lets the account's IAM
-//! policies apply at all, so keeping it keeps them.
+//! The guard compares the policy before and after the rewrite. Conditions are not
+//! evaluated, so it errs on the safe side. Dropping a statement that may grant
+//! `kms:PutKeyPolicy` (conditional or not) needs another Allow without conditions that
+//! surely does, and a Deny without conditions must not be added. Rights that IAM
+//! policies or grants give are not seen. The root principal in a key policy is what lets
+//! the account's IAM policies apply at all, so keeping it keeps them.
 
 use serde_json::Value;
 use wildmatch::WildMatch;
@@ -145,58 +144,68 @@ impl std::fmt::Display for Lockout {
     }
 }
 
-/// The first administrator that `after` would lock out of the key `key_arn`, where
-/// `before` let it change the policy. An administrator that `before` already gives no
-/// right is not checked: the rewrite takes nothing from it.
+/// The first administrator that `after` would lock out of the key `key_arn`. An
+/// administrator is locked out when the rewrite drops a statement of `before` that may
+/// let it change the policy and `after` has no Allow without conditions that surely does,
+/// or when the rewrite adds a Deny that takes the right away. An administrator that
+/// `before` gives no right is not checked: the rewrite takes nothing from it.
 pub fn lockout(
     before: &Policy,
     after: &Policy,
     administrators: &[Administrator],
     key_arn: &str,
 ) -> Option<Lockout> {
+    let before_set: Vec<Canonical> = before.statements().iter().map(Canonical::of).collect();
+    let after_set: Vec<Canonical> = after.statements().iter().map(Canonical::of).collect();
     administrators.iter().find_map(|admin| {
         let granting: Vec<&Value> = before
             .statements()
             .iter()
-            .filter(|s| grants(s, admin, key_arn))
+            .filter(|s| grants(s, admin, key_arn, Conditions::MayMatch))
             .collect();
         if granting.is_empty() {
             return None;
         }
-        let kept = after.statements().iter().any(|s| grants(s, admin, key_arn));
-        let before_set: Vec<Canonical> = before.statements().iter().map(Canonical::of).collect();
+        let lost: Vec<Value> = granting
+            .into_iter()
+            .filter(|s| !after_set.contains(&Canonical::of(s)))
+            .cloned()
+            .collect();
+        let kept = after
+            .statements()
+            .iter()
+            .any(|s| grants(s, admin, key_arn, Conditions::NoneAllowed));
         let denied: Vec<Value> = after
             .statements()
             .iter()
             .filter(|s| denies(s, admin, key_arn) && !before_set.contains(&Canonical::of(s)))
             .cloned()
             .collect();
-        if kept && denied.is_empty() {
+        if (lost.is_empty() || kept) && denied.is_empty() {
             return None;
         }
-        let after_set: Vec<Canonical> = after.statements().iter().map(Canonical::of).collect();
-        let lost = if kept {
-            Vec::new()
-        } else {
-            granting
-                .into_iter()
-                .filter(|s| !after_set.contains(&Canonical::of(s)))
-                .cloned()
-                .collect()
-        };
         Some(Lockout {
             administrator: admin.clone(),
-            lost,
+            lost: if kept { Vec::new() } else { lost },
             denied,
         })
     })
 }
 
-/// Whether `statement` allows `admin` to call PutKeyPolicy on the key whatever the
-/// request's context: an Allow without conditions.
-fn grants(statement: &Value, admin: &Administrator, key_arn: &str) -> bool {
+/// How a statement's conditions are read, since the guard cannot evaluate them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Conditions {
+    /// A conditional statement may apply: what a rewrite must not drop unawares.
+    MayMatch,
+    /// Only a statement without conditions surely applies: what a rewrite may rely on.
+    NoneAllowed,
+}
+
+/// Whether `statement` allows `admin` to call PutKeyPolicy on the key, counting a
+/// statement with conditions only when `conditions` is [`Conditions::MayMatch`].
+fn grants(statement: &Value, admin: &Administrator, key_arn: &str, conditions: Conditions) -> bool {
     effect_is(statement, "Allow")
-        && statement.get("Condition").is_none()
+        && (conditions == Conditions::MayMatch || statement.get("Condition").is_none())
         && statement.get("NotPrincipal").is_none()
         && names(statement.get("Principal"), admin)
         && covers_action(statement)
@@ -362,6 +371,16 @@ mod tests {
     }
 
     #[test]
+    fn dropping_the_only_conditional_grant_is_a_lockout() {
+        let scoped = r#"{"Sid": "scoped", "Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"StringEquals": {"kms:CallerAccount": "111111111111"}}}"#;
+        let before = policy(&format!("{USE_ONLY}, {scoped}"));
+        let found = lockout(&before, &policy(USE_ONLY), &[root()], KEY).expect("locked out");
+        assert_eq!(found.lost[0]["Sid"], "scoped");
+        // Kept as it was, it takes nothing away.
+        assert_eq!(lockout(&before, &before, &[root()], KEY), None);
+    }
+
+    #[test]
     fn a_new_unconditional_deny_is_a_lockout() {
         let deny = r#"{"Sid": "no", "Effect": "Deny", "Principal": "*", "Action": "kms:PutKeyPolicy", "Resource": "*"}"#;
         let before = policy(ROOT_ADMIN);
@@ -399,18 +418,22 @@ mod tests {
                 r#"{{"Effect": "Allow", "Principal": "*", "Action": {action}, "Resource": "*"}}"#
             );
             let value: Value = serde_json::from_str(&statement).expect("statement is JSON");
-            assert_eq!(grants(&value, &root(), KEY), covers, "{action}");
+            assert_eq!(
+                grants(&value, &root(), KEY, Conditions::NoneAllowed),
+                covers,
+                "{action}"
+            );
         }
         let not_action: Value = serde_json::from_str(
             r#"{"Effect": "Allow", "Principal": "*", "NotAction": "kms:Decrypt", "Resource": "*"}"#,
         )
         .expect("statement is JSON");
-        assert!(grants(&not_action, &root(), KEY));
+        assert!(grants(&not_action, &root(), KEY, Conditions::NoneAllowed));
         let other_key: Value = serde_json::from_str(
             r#"{"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "arn:aws:kms:us-east-1:111111111111:key/other"}"#,
         )
         .expect("statement is JSON");
-        assert!(!grants(&other_key, &root(), KEY));
+        assert!(!grants(&other_key, &root(), KEY, Conditions::NoneAllowed));
     }
 
     #[test]
