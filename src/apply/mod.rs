@@ -117,13 +117,12 @@ pub async fn apply_all(
     Ok((report, current))
 }
 
-/// Keeps the changes of `plan` that follow from the copies `made`.
+/// Keeps the changes of `plan` that follow from the copies `made`: their permissions,
+/// and copies made from them. A copy of any other image, one that appeared since the
+/// review or one whose copy failed to start, waits for the next plan.
 fn follow_up(plan: Plan, made: &BTreeSet<String>) -> Plan {
     let follows = |change: &Change| match change {
-        Change::Copy(copy) => copy
-            .pending_image
-            .as_ref()
-            .is_none_or(|id| !made.contains(id)),
+        Change::Copy(copy) => made.contains(&copy.request.source_image),
         Change::LaunchPermissions(c) => made.contains(&c.image_id),
         Change::VolumePermissions(c) => made.contains(&c.image_id),
         Change::KeyPolicy(_) => false,
@@ -528,4 +527,47 @@ async fn launch_step(
         .modify_launch_permissions(&change.scope, &change.image_id, add, &change.remove)
         .await;
     (Some(result), skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::copies::CopyPurpose;
+    use crate::model::{CopyRequest, LaunchEntry, Scope};
+
+    fn copy_of(source_image: &str) -> Change {
+        let scope = Scope::new("111111111111", "us-east-1");
+        Change::Copy(CopyChange {
+            scope: scope.clone(),
+            purpose: CopyPurpose::KeptByTarget {
+                target: "222222222222".into(),
+            },
+            request: CopyRequest {
+                source: scope,
+                source_image: source_image.into(),
+                name: "golden".into(),
+                key_arn: "arn:aws:kms:us-east-1:222222222222:key/k".into(),
+                tags: Vec::new(),
+                client_token: "token".into(),
+            },
+            key_name: None,
+            pending_image: None,
+            shares: vec![LaunchEntry::Account("222222222222".into())],
+        })
+    }
+
+    #[test]
+    fn follow_up_keeps_only_copies_of_new_copies() {
+        let made = BTreeSet::from(["ami-00000000000000001".to_owned()]);
+        let replanned = Plan {
+            changes: vec![
+                copy_of("ami-00000000000000001"),
+                // An image that appeared while the copies were made was never reviewed.
+                copy_of("ami-0000000000000000f"),
+            ],
+            findings: Vec::new(),
+        };
+        let kept = follow_up(replanned, &made);
+        assert_eq!(kept.changes, vec![copy_of("ami-00000000000000001")]);
+    }
 }
