@@ -475,3 +475,64 @@ async fn selector_does_not_select_its_own_copies() {
     let again = plan_for(&cloud, &spec).await;
     assert!(again.is_empty(), "{again:#?}");
 }
+
+#[tokio::test]
+async fn copies_with_one_name_are_blocked() {
+    let cloud = world();
+    let eu = Scope::new(SOURCE, OTHER_REGION);
+    let second = "ami-0123456789abcdef1";
+    let managed = cloud
+        .snapshot("snap-0123456789abcdef0")
+        .and_then(|s| s.kms_key_id)
+        .expect("the first image's snapshot");
+    cloud.add_image(
+        &eu,
+        second,
+        &[Snapshot {
+            id: "snap-0123456789abcdef1".into(),
+            encrypted: true,
+            kms_key_id: Some(managed),
+        }],
+    );
+    // EC2 names are unique per region only, so two regions may each have a `base`.
+    for (scope, id) in [(source(), IMAGE), (eu.clone(), second)] {
+        cloud.describe_image(&scope, id, "base", &[], "2026-01-01T00:00:00.000Z");
+    }
+    // The first image's replica and the second image's re-encrypted copy both land in
+    // eu-west-1 as `base-golden-eu`.
+    let text = |name: &str| {
+        format!(
+            "version: 1\naccounts:\n  - {{name: factory, id: \"{SOURCE}\"}}\n  - {{name: prod, id: \"{PROD}\"}}\nkeys:\n  - {{name: golden, account: factory, region: {REGION}, key: alias/golden}}\n  - {{name: golden-eu, account: factory, region: {OTHER_REGION}, key: alias/golden}}\nimages:\n  - account: factory\n    region: {REGION}\n    ids: [{IMAGE}]\n    key: golden\n    reencrypt: true\n    copy_name: \"{name}\"\n    replicas: [{{region: {OTHER_REGION}, key: golden-eu}}]\n    share_with:\n      - {{account: prod}}\n  - account: factory\n    region: {OTHER_REGION}\n    ids: [{second}]\n    key: golden-eu\n    reencrypt: true\n    copy_name: \"{name}\"\n    share_with:\n      - {{account: prod}}\n"
+        )
+    };
+    let clashing = spec::load_str(Path::new("names.yaml"), &text("{name}-{key}")).expect("valid");
+    let planned = plan_for(&cloud, &clashing).await;
+    let clashes: Vec<_> = planned
+        .blocked()
+        .filter(|f| f.code == "copy-name-conflict")
+        .collect();
+    assert_eq!(clashes.len(), 1, "{planned:#?}");
+    assert_eq!(clashes[0].scope, eu);
+    assert_eq!(clashes[0].resource, "base-golden-eu");
+    assert!(clashes[0].message.contains(IMAGE), "{}", clashes[0].message);
+    assert!(
+        clashes[0].message.contains(second),
+        "{}",
+        clashes[0].message
+    );
+    let copies_in_eu = planned
+        .changes
+        .iter()
+        .filter(|c| matches!(c, Change::Copy(copy) if copy.scope == eu))
+        .count();
+    assert_eq!(copies_in_eu, 0, "{planned:#?}");
+
+    // With the image id in the name, each copy has its own.
+    let distinct =
+        spec::load_str(Path::new("names.yaml"), &text("{name}-{id}-{key}")).expect("valid");
+    let planned = plan_for(&cloud, &distinct).await;
+    assert!(
+        planned.blocked().all(|f| f.code != "copy-name-conflict"),
+        "{planned:#?}"
+    );
+}

@@ -1,6 +1,8 @@
 //! Planning copies: finding each declared copy by its tags, and starting, awaiting or
 //! checking it.
 
+use std::collections::BTreeMap;
+
 use super::{Blocker, Change, CopyChange, Planner, Severity};
 use crate::copies::{CopyKey, CopyPurpose, DeclaredCopy};
 use crate::model::{
@@ -108,6 +110,55 @@ impl Planner<'_> {
                 .collect(),
         }));
         None
+    }
+
+    /// Blocks copies that would get the same name in one account and region: EC2 rejects
+    /// the second CopyImage with `InvalidAMIName.Duplicate`. A name already taken by a copy
+    /// amishare made of another image counts too. Other images are not read, so a clash
+    /// with one of them shows only when CopyImage fails.
+    pub(super) fn copy_names(&mut self) {
+        let mut by_name: BTreeMap<(Scope, String), Vec<String>> = BTreeMap::new();
+        for change in &self.plan.changes {
+            if let Change::Copy(copy) = change
+                && copy.pending_image.is_none()
+            {
+                by_name
+                    .entry((copy.scope.clone(), copy.request.name.clone()))
+                    .or_default()
+                    .push(copy.request.source_image.clone());
+            }
+        }
+        for (scope, copies) in &self.observed.copies {
+            for copy in copies {
+                if let Some(name) = &copy.image.name
+                    && let Some(sources) = by_name.get_mut(&(scope.clone(), name.clone()))
+                {
+                    sources.push(copy.image.id.clone());
+                }
+            }
+        }
+        let clashes: BTreeMap<(Scope, String), Vec<String>> = by_name
+            .into_iter()
+            .filter(|(_, images)| images.len() > 1)
+            .collect();
+        if clashes.is_empty() {
+            return;
+        }
+        for ((scope, name), images) in &clashes {
+            let listed: Vec<String> = images.iter().map(|id| format!("`{id}`")).collect();
+            let message = format!(
+                "copies of {} would all be named `{name}` in this account and region, and AMI names must be unique there",
+                listed.join(" and ")
+            );
+            self.blocked(scope, name, Blocker::new("copy-name-conflict", message, "set `copy_name` on the image entries to a pattern that tells them apart, such as `{name}-{id}`, since `{region}` is the region of the copy"));
+        }
+        self.plan.changes.retain(|change| match change {
+            Change::Copy(copy) => {
+                copy.pending_image.is_some()
+                    || !clashes.contains_key(&(copy.scope.clone(), copy.request.name.clone()))
+            }
+            _ => true,
+        });
     }
 
     /// The ARN and, for a declared key, the name of the key a copy goes under; `None`

@@ -142,6 +142,7 @@ pub fn plan(spec: &Spec, observed: &Observed) -> Plan {
     let mut planner = Planner::new(spec, observed);
     planner.assess_keys();
     planner.images();
+    planner.copy_names();
     planner.key_changes();
     planner.key_findings();
     let mut plan = planner.plan;
