@@ -12,14 +12,15 @@ enforces.
 
 moto 5.2.5: stores any string as the policy, including text that is not JSON.
 
-NOTE: The lockout check here counts an Allow statement with kms:PutKeyPolicy (or a wildcard
-that covers it) for the caller's account root, its role, "*" or the account id, and ignores
-conditions and Deny statements. KMS also rejects principals that do not exist and policies over
+NOTE: The lockout check here counts an Allow statement whose Action covers kms:PutKeyPolicy
+(wildcards included), or whose NotAction does not, for the caller's account root, its role (by
+name, whatever the path), "*" or the account id, and ignores conditions and Deny statements. KMS also rejects principals that do not exist and policies over
 32 KB; neither is checked here.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from typing import Any
@@ -40,7 +41,6 @@ LOCKOUT_MESSAGE = "The new key policy will not allow you to update the key polic
 
 # Prefixes of IAM unique ids (IAM User Guide: IAM identifiers, unique identifiers).
 UNIQUE_ID = re.compile(r"^(AIDA|AROA|AGPA|AIPA|ANPA|ANVA|ASIA|AKIA)[A-Z0-9]{12,}$")
-PUT_KEY_POLICY_ACTIONS = {"*", "kms:*", "kms:put*", "kms:putkeypolicy"}
 
 
 def apply() -> None:
@@ -101,13 +101,40 @@ def aws_principals(statement: dict[str, Any]) -> list[str]:
     return []
 
 
+def _covers_put_key_policy(patterns: Any) -> bool:
+    """Return whether any IAM action pattern (wildcards * and ?) matches kms:PutKeyPolicy."""
+    return any(
+        fnmatch.fnmatchcase("kms:putkeypolicy", str(pattern).lower())
+        for pattern in _as_list(patterns)
+    )
+
+
 def _allows_put_key_policy(statement: dict[str, Any], caller_principals: set[str]) -> bool:
     if statement.get("Effect") != "Allow":
         return False
-    actions = {str(a).lower() for a in _as_list(statement.get("Action", []))}
-    if not actions & PUT_KEY_POLICY_ACTIONS:
+    if "Action" in statement:
+        if not _covers_put_key_policy(statement["Action"]):
+            return False
+    elif "NotAction" not in statement or _covers_put_key_policy(statement["NotAction"]):
         return False
-    return any(p in caller_principals for p in aws_principals(statement))
+    return any(_names_caller(p, caller_principals) for p in aws_principals(statement))
+
+
+def _names_caller(principal: str, caller_principals: set[str]) -> bool:
+    """Return whether a policy principal names the caller.
+
+    A role name is unique in its account whatever the role's path (IAM User Guide: IAM
+    identifiers), so `role/ops/amishare` names the same role as `role/amishare`.
+    """
+    if principal in caller_principals:
+        return True
+    for caller in caller_principals:
+        match = re.match(r"^arn:aws:iam::(\d{12}):role/([^/]+)$", caller)
+        if match and re.match(
+            rf"^arn:aws:iam::{match.group(1)}:role/(.+/)?{re.escape(match.group(2))}$", principal
+        ):
+            return True
+    return False
 
 
 def get_caller_principals(response: KmsResponse) -> set[str]:

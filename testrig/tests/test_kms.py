@@ -215,6 +215,46 @@ def test_put_key_policy_role_principal_passes_lockout(rig: Rig) -> None:
     kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=policy)
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+            "NotAction": "kms:ScheduleKeyDeletion",
+            "Resource": "*",
+        },
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::111111111111:role/ops/amishare"},
+            "Action": "kms:Put*",
+            "Resource": "*",
+        },
+    ],
+    ids=["not-action", "role-with-path"],
+)
+def test_put_key_policy_lockout_counts(rig: Rig, statement: dict) -> None:
+    kms = rig.client("kms", SOURCE_ACCOUNT)
+    key = make_key(rig)
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=policy)
+
+
+def test_put_key_policy_lockout_not_action_excluding_put(rig: Rig) -> None:
+    kms = rig.client("kms", SOURCE_ACCOUNT)
+    key = make_key(rig)
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+        "NotAction": "kms:Put*",
+        "Resource": "*",
+    }
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    with pytest.raises(ClientError) as error:
+        kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=policy)
+    assert error_code(error) == "MalformedPolicyDocumentException"
+
+
 def test_create_key_rejects_invalid_policy(rig: Rig) -> None:
     with pytest.raises(ClientError) as error:
         rig.client("kms", SOURCE_ACCOUNT).create_key(Policy="{not json")
