@@ -38,10 +38,15 @@ impl CopyDisplay {
 }
 
 impl CopyProgress for CopyDisplay {
-    fn started(&self, copy: &str) {
+    fn started(&self, copy: &str, resumed: bool) {
+        let how = if resumed {
+            "already pending from an earlier run"
+        } else {
+            "started"
+        };
         match &self.bar {
             Some(bar) => bar.set_message(format!("waiting for {copy}")),
-            None => eprintln!("copy {copy}: started, waiting until it is available"),
+            None => eprintln!("copy {copy}: {how}, waiting until it is available"),
         }
     }
 

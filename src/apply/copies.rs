@@ -40,7 +40,8 @@ impl Default for CopyOptions {
 
 /// Progress reports while copies are made; the CLI shows them.
 pub trait CopyProgress: Send + Sync {
-    fn started(&self, copy: &str);
+    /// Reports that `copy` is being waited for; `resumed` when an earlier run started it.
+    fn started(&self, copy: &str, resumed: bool);
     fn finished(&self, copy: &str, outcome: &str);
 }
 
@@ -48,7 +49,7 @@ pub trait CopyProgress: Send + Sync {
 pub struct NoProgress;
 
 impl CopyProgress for NoProgress {
-    fn started(&self, _: &str) {}
+    fn started(&self, _: &str, _: bool) {}
     fn finished(&self, _: &str, _: &str) {}
 }
 
@@ -101,9 +102,15 @@ pub async fn make_copies(
     join_all(runs).await
 }
 
-fn label(change: &CopyChange) -> String {
+/// Names a copy by its source, destination and key, which together tell apart the
+/// copies of one image.
+pub(super) fn label(change: &CopyChange) -> String {
+    let key = change.key_name.as_deref().map_or_else(
+        || change.request.key_arn.clone(),
+        |name| format!("key `{name}`"),
+    );
     format!(
-        "{} to {} in {}",
+        "{} to account {} in {} under {key}",
         change.request.source_image, change.scope.account, change.scope.region
     )
 }
@@ -126,8 +133,9 @@ async fn make_one(
             }
         },
     };
-    info!(copy = %label, image = %image_id, "copy started");
-    progress.started(&label);
+    let resumed = change.pending_image.is_some();
+    info!(copy = %label, image = %image_id, resumed, "copy started");
+    progress.started(&label, resumed);
     let outcome = settle(
         cloud,
         &change.scope,

@@ -153,10 +153,7 @@ fn record_copies(
 ) -> BTreeSet<String> {
     let mut made = BTreeSet::new();
     for (change, outcome) in copies.iter().zip(outcomes) {
-        let step = format!(
-            "copy {} to account {} in {}",
-            change.request.source_image, change.scope.account, change.scope.region
-        );
+        let step = format!("copy {}", copies::label(change));
         let error = match outcome {
             CopyOutcome::Available(id) => {
                 report.done.push(format!("{step}: {id}"));
