@@ -195,6 +195,22 @@ impl Policy {
         (compact.len() <= MAX_POLICY_BYTES).then_some(compact)
     }
 
+    /// Returns the size in bytes of the compact rendering, and the share of it that the
+    /// statements amishare does not own take.
+    pub fn compact_sizes(&self) -> (usize, usize) {
+        let mut document = self.document.clone();
+        document.insert(
+            "Statement".to_owned(),
+            Value::Array(self.statements.clone()),
+        );
+        let total = serde_json::to_string(&Value::Object(document)).map_or(0, |t| t.len());
+        let foreign = self
+            .foreign()
+            .map(|s| serde_json::to_string(s).map_or(0, |t| t.len()))
+            .sum();
+        (total, foreign)
+    }
+
     /// Renders the policy as KMS accepts it, pretty-printed for review.
     pub fn to_pretty(&self) -> String {
         let mut document = self.document.clone();

@@ -877,11 +877,23 @@ async fn key_policy_over_the_limit_is_refused() {
         .map(|i| format!("\n      - {{account: \"{:012}\"}}", 500_000_000_000u64 + i))
         .collect();
     let planned = plan_for(&cloud, &load(&spec_text(false, &many))).await;
+    let too_large = planned
+        .blocked()
+        .find(|f| f.code == "key-policy-too-large")
+        .expect("the key is blocked");
+    // The message gives the new size, the limit and what foreign statements take.
+    let message = &too_large.message;
     assert!(
-        planned.blocked().any(|f| f.code == "key-policy-too-large"),
-        "{:#?}",
-        planned.findings
+        message.contains("over the KMS limit of 32768 bytes"),
+        "{message}"
     );
+    let bytes: Vec<usize> = message
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    assert_eq!(bytes.len(), 3, "{message}");
+    assert!(bytes[0] > 32_768, "{message}");
+    assert!(bytes[2] > 0 && bytes[2] < 1000, "{message}");
     assert!(
         planned.changes.is_empty(),
         "nothing under the key is shared without its grant"

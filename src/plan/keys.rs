@@ -102,10 +102,12 @@ impl Planner<'_> {
                 self.plan.changes.push(Change::KeyPolicy(change.change));
                 continue;
             }
+            let (total, foreign) = change.after_sizes;
             let message = format!(
-                "the policy of key `{name}` would exceed the KMS limit of 32 KB with the grants the spec declares"
+                "the policy of key `{name}` would be {total} bytes with the grants the spec declares, over the KMS limit of {} bytes; statements amishare does not own take {foreign} bytes of it",
+                policy::MAX_POLICY_BYTES
             );
-            self.blocked(&scope, &name, Blocker::new("key-policy-too-large", message, "share with organizations or OUs (one condition value each) instead of many accounts"));
+            self.blocked(&scope, &name, Blocker::new("key-policy-too-large", message, "share with organizations or OUs (one condition value each) instead of many accounts, or shorten the statements amishare does not own"));
             withheld.insert(name);
         }
         // Without the key grant, targets must not get images under that key.
@@ -140,6 +142,7 @@ impl Planner<'_> {
         }
         let (added, removed) = member_changes(&key.state.members, &target);
         let after_document_fits = after.to_document().is_some();
+        let after_sizes = after.compact_sizes();
         let lockout = policy::lockout(
             &key.policy,
             &after,
@@ -166,6 +169,7 @@ impl Planner<'_> {
         Some(SizedChange {
             change,
             after_document_fits,
+            after_sizes,
             lockout,
         })
     }
@@ -303,6 +307,8 @@ fn assess(name: &str, scope: &Scope, metadata: &KeyMetadata, text: &str) -> KeyS
 struct SizedChange {
     change: KeyPolicyChange,
     after_document_fits: bool,
+    /// Bytes of the new policy, compact, and of its statements amishare does not own.
+    after_sizes: (usize, usize),
     /// The administrator the rewrite would lock out of the key, if any.
     lockout: Option<policy::Lockout>,
 }
