@@ -539,9 +539,17 @@ async fn connect(spec: &Spec) -> Result<Retrying<SdkCloud>, CliError> {
 }
 
 async fn read_state(cloud: &dyn Cloud, spec: &Spec) -> Result<Observed, CliError> {
-    observe::observe(cloud, spec)
-        .await
-        .map_err(|err| CliError::new("cannot read the live state", err))
+    observe::observe(cloud, spec).await.map_err(|err| {
+        // No error code means that no AWS response came: the request or the credentials
+        // behind it failed first.
+        let unreached = err.code.is_none();
+        let error = CliError::new("cannot read the live state", err);
+        if unreached {
+            error.hint("no response came from AWS: check network access to the endpoint (AWS_ENDPOINT_URL, when set), the credentials, and that each account's `role_arn` can be assumed")
+        } else {
+            error
+        }
+    })
 }
 
 async fn make_plan(cloud: &dyn Cloud, spec: &Spec) -> Result<(Observed, Plan), CliError> {

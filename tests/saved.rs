@@ -1,6 +1,7 @@
 //! Saved plans against the in-memory AWS: what they contain, how they are distinguished
 //! from specs, and which changes of live state make them stale. Also the binary's
-//! refusal to apply specs without confirmation when stdin is not a terminal.
+//! refusal to apply specs without confirmation when stdin is not a terminal, and its
+//! hint when AWS cannot be reached.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -521,4 +522,20 @@ async fn newly_selected_image_makes_saved_plan_stale() {
         selection.to_string().starts_with("image selection `"),
         "{selection}"
     );
+}
+
+#[test]
+fn unreachable_endpoint_gets_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(
+        dir.path(),
+        "spec.yaml",
+        "version: 1\naccounts:\n  - {name: src, id: \"111111111111\", role_arn: \"arn:aws:iam::111111111111:role/amishare\"}\nimages:\n  - account: src\n    region: us-east-1\n    ids: [ami-0123456789abcdef0]\n    share_with:\n      - {account: \"222222222222\"}\n",
+    );
+    let output = amishare(&["plan", spec.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot read the live state"), "{stderr}");
+    assert!(stderr.contains("no response came from AWS"), "{stderr}");
+    assert!(stderr.contains("role_arn"), "{stderr}");
 }
