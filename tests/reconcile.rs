@@ -1161,3 +1161,26 @@ async fn policy_that_cannot_be_kept_exactly_is_blocked() {
         assert!(planned.changes.is_empty(), "{planned:#?}");
     }
 }
+
+#[tokio::test]
+async fn many_undeclared_entries_make_one_warning() {
+    let (cloud, _) = world();
+    let stray: Vec<LaunchEntry> = (0..25)
+        .map(|i| LaunchEntry::Account(format!("{:012}", 600_000_000_000u64 + i)))
+        .collect();
+    cloud.set_launch_permissions(&scope(), IMAGE, &stray);
+    let planned = plan_for(&cloud, &load(&spec_text(false, "      - {account: prod}"))).await;
+    let warnings: Vec<_> = planned
+        .findings
+        .iter()
+        .filter(|f| f.code == "undeclared-launch-permission")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{planned:#?}");
+    let message = &warnings[0].message;
+    assert!(
+        message.starts_with("25 entries are not declared"),
+        "{message}"
+    );
+    assert!(message.contains("account 600000000000"), "{message}");
+    assert!(message.contains("and 20 more"), "{message}");
+}

@@ -524,6 +524,23 @@ impl Planner<'_> {
         if self.spec.settings.prune {
             return extra;
         }
+        if described.len() > MAX_FINDINGS_PER_RESOURCE {
+            let shown = described[..SHOWN_IN_SUMMARY].join(", ");
+            let message = format!(
+                "{} entries are not declared ({shown} and {} more); kept because pruning is off",
+                described.len(),
+                described.len() - SHOWN_IN_SUMMARY
+            );
+            self.finding(
+                Severity::Warning,
+                code,
+                scope,
+                resource,
+                message,
+                Some("declare them in the spec, or set `settings.prune: true` to remove them"),
+            );
+            return Vec::new();
+        }
         for entry in described {
             self.finding(
                 Severity::Warning,
@@ -537,6 +554,13 @@ impl Planner<'_> {
         Vec::new()
     }
 }
+
+/// Undeclared entries of one image or snapshot reported one finding each; more are
+/// reported in one finding, so a thousand stray shares do not bury the plan.
+const MAX_FINDINGS_PER_RESOURCE: usize = 10;
+
+/// Entries a summary finding names before it counts the rest.
+const SHOWN_IN_SUMMARY: usize = 5;
 
 /// Accounts among `targets` that may also copy the image.
 fn copy_accounts(targets: &[Target]) -> Vec<String> {
