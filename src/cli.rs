@@ -479,6 +479,16 @@ async fn execute(
         return Ok(EXIT_OK);
     }
     println!("Not converged: {}", render::summary(&after));
+    // What blocks now, such as a copy that failed, is what the user must fix first.
+    for finding in after.blocked() {
+        println!(
+            "blocked: {}: {} [{}]",
+            finding.resource, finding.message, finding.code
+        );
+        if let Some(hint) = &finding.hint {
+            println!("  hint: {hint}");
+        }
+    }
     let message = if report.succeeded() {
         format!(
             "the live state still differs from the spec after apply: {} change(s) remain",

@@ -253,3 +253,28 @@ async fn target_keeps_its_own_copy() {
         "the target made the copy: {calls:?}"
     );
 }
+
+#[tokio::test]
+async fn failed_copy_is_reported_with_its_fix() {
+    let world = seed(34, true).await;
+    // A key ARN in the target account that does not exist: the copy ends `failed`.
+    let missing = format!(
+        "arn:aws:kms:{REGION}:{}:key/00000000-0000-0000-0000-000000000000",
+        world.target
+    );
+    let shares = format!("      - {{account: prod, copy_under: \"{missing}\"}}");
+    let (dir, spec) = spec_dir(&world.copy_spec("", &shares, ""));
+    let apply = rig().amishare(
+        dir.path(),
+        &["apply", spec.to_str().unwrap(), "--auto-approve"],
+    );
+    assert_eq!(apply.status.code(), Some(1), "{}", out(&apply));
+    let stdout = String::from_utf8_lossy(&apply.stdout);
+    assert!(stdout.contains("Not converged"), "{}", out(&apply));
+    assert!(stdout.contains("[copy-failed]"), "{}", out(&apply));
+    assert!(
+        stdout.contains("hint: deregister the failed image"),
+        "{}",
+        out(&apply)
+    );
+}
