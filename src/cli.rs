@@ -151,8 +151,8 @@ fn init_logging(verbose: u8) {
     // The SDK's own logs carry credentials: aws-config logs the access key id of assumed
     // credentials, and the orchestrator and signer dump identities, the external id and
     // canonical requests at debug and trace. A second filter caps them whatever RUST_LOG
-    // asks for, even for a single module: a directive added to the EnvFilter would lose
-    // to a more specific one in RUST_LOG.
+    // requests, even for a single module, because a directive added to the EnvFilter
+    // would lose to a more specific one in RUST_LOG.
     let caps = SDK_LOG_TARGETS.iter().fold(
         Targets::new().with_default(LevelFilter::TRACE),
         |targets, prefix| targets.with_target(*prefix, LevelFilter::INFO),

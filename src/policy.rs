@@ -186,24 +186,14 @@ impl Policy {
         if pretty.len() <= MAX_POLICY_BYTES {
             return Some(pretty);
         }
-        let mut document = self.document.clone();
-        document.insert(
-            "Statement".to_owned(),
-            Value::Array(self.statements.clone()),
-        );
-        let compact = serde_json::to_string(&Value::Object(document)).unwrap_or_default();
+        let compact = self.to_compact();
         (compact.len() <= MAX_POLICY_BYTES).then_some(compact)
     }
 
     /// Returns the size in bytes of the compact rendering, and the share of it that the
     /// statements amishare does not own take.
     pub fn compact_sizes(&self) -> (usize, usize) {
-        let mut document = self.document.clone();
-        document.insert(
-            "Statement".to_owned(),
-            Value::Array(self.statements.clone()),
-        );
-        let total = serde_json::to_string(&Value::Object(document)).map_or(0, |t| t.len());
+        let total = self.to_compact().len();
         let foreign = self
             .foreign()
             .map(|s| serde_json::to_string(s).map_or(0, |t| t.len()))
@@ -213,12 +203,21 @@ impl Policy {
 
     /// Renders the policy as KMS accepts it, pretty-printed for review.
     pub fn to_pretty(&self) -> String {
+        serde_json::to_string_pretty(&self.to_value()).unwrap_or_default()
+    }
+
+    fn to_compact(&self) -> String {
+        serde_json::to_string(&self.to_value()).unwrap_or_default()
+    }
+
+    /// Builds the policy document with its statements back in place.
+    fn to_value(&self) -> Value {
         let mut document = self.document.clone();
         document.insert(
             "Statement".to_owned(),
             Value::Array(self.statements.clone()),
         );
-        serde_json::to_string_pretty(&Value::Object(document)).unwrap_or_default()
+        Value::Object(document)
     }
 
     /// Returns this policy with its managed statements rewritten: a `Sid` in `target` gets

@@ -893,7 +893,8 @@ async fn key_policy_over_the_limit_is_refused() {
         .collect();
     assert_eq!(bytes.len(), 3, "{message}");
     assert!(bytes[0] > 32_768, "{message}");
-    assert!(bytes[2] > 0 && bytes[2] < 1000, "{message}");
+    assert!(bytes[2] > 0, "{message}");
+    assert!(bytes[2] < 1000, "{message}");
     assert!(
         planned.changes.is_empty(),
         "nothing under the key is shared without its grant"
@@ -1007,7 +1008,7 @@ const LEGACY_ADMIN_POLICY: &str = r#"{
 }"#;
 
 #[tokio::test]
-async fn pruning_the_last_admin_statement_is_refused_in_the_plan() {
+async fn plan_blocks_pruning_last_admin() {
     let (cloud, _) = world();
     cloud.set_policy(&scope(), KEY_ID, LEGACY_ADMIN_POLICY);
     let planned = plan_for(&cloud, &load(&spec_text(true, "      - {account: prod}"))).await;
@@ -1030,7 +1031,7 @@ async fn pruning_the_last_admin_statement_is_refused_in_the_plan() {
 }
 
 #[tokio::test]
-async fn apply_refuses_a_write_that_locks_out_the_root() {
+async fn apply_rejects_root_lockout() {
     let (cloud, _) = world();
     // Planned while a foreign statement still gives the root its rights ...
     let both = LEGACY_ADMIN_POLICY.replacen(
@@ -1065,7 +1066,7 @@ async fn apply_refuses_a_write_that_locks_out_the_root() {
 }
 
 #[tokio::test]
-async fn the_callers_own_grant_is_kept_too() {
+async fn lockout_guard_covers_caller() {
     let (cloud, _) = world();
     let caller = "arn:aws:sts::111111111111:assumed-role/amishare/amishare";
     cloud.set_caller(SOURCE, caller);

@@ -555,8 +555,8 @@ impl Planner<'_> {
     }
 }
 
-/// Undeclared entries of one image or snapshot reported one finding each; more are
-/// reported in one finding, so a thousand stray shares do not bury the plan.
+/// Maximum undeclared entries of one image or snapshot that get one finding each. More
+/// are reported in one finding, so that a thousand stray shares do not bury the plan.
 const MAX_FINDINGS_PER_RESOURCE: usize = 10;
 
 /// Entries a summary finding names before it counts the rest.

@@ -144,11 +144,13 @@ impl std::fmt::Display for Lockout {
     }
 }
 
-/// The first administrator that `after` would lock out of the key `key_arn`. An
-/// administrator is locked out when the rewrite drops a statement of `before` that may
-/// let it change the policy and `after` has no Allow without conditions that surely does,
-/// or when the rewrite adds a Deny that takes the right away. An administrator that
-/// `before` gives no right is not checked: the rewrite takes nothing from it.
+/// Finds the first administrator that `after` would lock out of the key `key_arn`.
+///
+/// An administrator is locked out when the rewrite drops a statement of `before` that may
+/// let it change the policy, unless `after` has an Allow without conditions that surely
+/// does. A Deny that the rewrite adds and that takes the right away locks it out too. An
+/// administrator that `before` gives no right is not checked, because the rewrite takes
+/// nothing from it.
 pub fn lockout(
     before: &Policy,
     after: &Policy,
@@ -192,7 +194,7 @@ pub fn lockout(
     })
 }
 
-/// How a statement's conditions are read, since the guard cannot evaluate them.
+/// The reading of a statement's conditions, which the guard cannot evaluate.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Conditions {
     /// A conditional statement may apply: what a rewrite must not drop unawares.
@@ -201,8 +203,8 @@ enum Conditions {
     NoneAllowed,
 }
 
-/// Whether `statement` allows `admin` to call PutKeyPolicy on the key, counting a
-/// statement with conditions only when `conditions` is [`Conditions::MayMatch`].
+/// Checks whether `statement` allows `admin` to call PutKeyPolicy on the key. A statement
+/// with conditions counts only when `conditions` is [`Conditions::MayMatch`].
 fn grants(statement: &Value, admin: &Administrator, key_arn: &str, conditions: Conditions) -> bool {
     effect_is(statement, "Allow")
         && (conditions == Conditions::MayMatch || statement.get("Condition").is_none())
@@ -212,8 +214,8 @@ fn grants(statement: &Value, admin: &Administrator, key_arn: &str, conditions: C
         && covers_resource(statement, key_arn)
 }
 
-/// Whether `statement` denies `admin` PutKeyPolicy on the key whatever the request's
-/// context: a Deny without conditions.
+/// Checks whether `statement` denies `admin` PutKeyPolicy on the key whatever the
+/// request's context, which only a Deny without conditions does.
 fn denies(statement: &Value, admin: &Administrator, key_arn: &str) -> bool {
     let principal = match (statement.get("Principal"), statement.get("NotPrincipal")) {
         (Some(principal), _) => names(Some(principal), admin),
@@ -258,7 +260,7 @@ fn covers_resource(statement: &Value, key_arn: &str) -> bool {
     }
 }
 
-/// Whether any pattern in `patterns` (IAM wildcards `*` and `?`) matches `text`.
+/// Checks whether any pattern in `patterns` (IAM wildcards `*` and `?`) matches `text`.
 fn any_matches(patterns: &Value, text: &str, ignore_case: bool) -> bool {
     string_set(patterns).iter().any(|pattern| {
         if ignore_case {
@@ -312,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn removing_the_only_root_grant_is_a_lockout_naming_it() {
+    fn lockout_names_lost_root_grant() {
         let before = policy(&format!("{ROOT_ADMIN}, {USE_ONLY}"));
         let after = policy(USE_ONLY);
         let found = lockout(&before, &after, &[root()], KEY).expect("root is locked out");
@@ -352,7 +354,7 @@ mod tests {
     }
 
     #[test]
-    fn an_administrator_without_rights_before_is_not_checked() {
+    fn lockout_skips_admin_without_rights() {
         let before = policy(USE_ONLY);
         let after = policy(&format!("{USE_ONLY}, {}", USE_ONLY.replace("use", "use2")));
         assert_eq!(lockout(&before, &after, &[root()], KEY), None);
@@ -381,7 +383,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_unconditional_deny_is_a_lockout() {
+    fn lockout_on_new_unconditional_deny() {
         let deny = r#"{"Sid": "no", "Effect": "Deny", "Principal": "*", "Action": "kms:PutKeyPolicy", "Resource": "*"}"#;
         let before = policy(ROOT_ADMIN);
         let after = policy(&format!("{ROOT_ADMIN}, {deny}"));

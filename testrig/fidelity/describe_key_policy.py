@@ -11,11 +11,11 @@ Developer Guide: Condition keys for AWS KMS).
 
 moto 5.2.5: DescribeKey runs moto.kms.policy_validator.validate_policy, which loops over
 `policy["Statement"]`. For a single statement object that loop yields the object's keys, and
-`str.get` raises AttributeError, so DescribeKey fails with HTTP 500. The validator also treats
+`str.get` raises AttributeError, so DescribeKey fails with HTTP 500. The validator also applies
 every Deny statement whose Action contains kms:DescribeKey, kms:Describe* or kms:* and whose
-Resource is "*" as applying to every caller, whatever its Principal, NotPrincipal and Condition,
-so DescribeKey fails with AccessDeniedException "Action kms:DescribeKey is now allowed by the
-given key policy" on keys that AWS lets the caller describe. No other KMS operation reads the
+Resource is "*" to every caller, whatever its Principal, NotPrincipal and Condition. DescribeKey
+then fails with AccessDeniedException "Action kms:DescribeKey is now allowed by the given key
+policy" on keys that AWS lets the caller describe. No other KMS operation reads the
 policy: GetKeyPolicy returns the stored text unchanged, whitespace included.
 
 NOTE: A Deny statement with a Condition or NotPrincipal block never denies here, because the rig

@@ -146,7 +146,7 @@ impl Rig {
             .collect()
     }
 
-    /// The call log's records of the calls from `account`, of one action or all.
+    /// Returns the call log's records of the calls from `account`, of one action or all.
     pub fn call_records(&self, account: &str, action: Option<&str>) -> Vec<serde_json::Value> {
         let mut path = format!("/_rig/calls?account={account}");
         if let Some(action) = action {
